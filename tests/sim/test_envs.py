@@ -1,0 +1,144 @@
+"""The registered push envs: gym API contract, determinism, rewards, bad input."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sim
+from sim.dynamics import DynamicsConfigError
+from sim.envs import InvalidActionError
+from sim.scripted import ScriptedPusher
+
+warnings.filterwarnings("ignore", message=".*Box observation space.*")
+
+
+@pytest.mark.parametrize("env_id", sim.ENV_IDS)
+def test_check_env(env_id):
+    env = gym.make(env_id).unwrapped
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=0)
+    assert obs["observation"].shape == (2 * env.n_joints + 3,)
+    assert obs["achieved_goal"].shape == obs["desired_goal"].shape == (2,)
+    assert info["mu"].shape == (env.dynamics_space.dim,)
+    assert np.all(np.abs(info["mu"]) <= 1.0 + 1e-6)
+    env.close()
+
+
+def _trajectory(env, seed, steps=15):
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = [obs["observation"]]
+    for _ in range(steps):
+        obs, *_ = env.step(rng.uniform(-env.max_offset, env.max_offset).astype(np.float32))
+        out.append(obs["observation"])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("env_id", ["MetaPusherPush-v0", "MetaPandaPush-v0"])
+def test_seeded_resets_reproduce_trajectories_exactly(env_id):
+    env = gym.make(env_id).unwrapped
+    first = _trajectory(env, 7)
+    _trajectory(env, 3)
+    again = _trajectory(env, 7)
+    twice = _trajectory(env, 7)
+    fresh = _trajectory(gym.make(env_id).unwrapped, 7)
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, twice)
+    np.testing.assert_array_equal(first, fresh)
+    assert not np.array_equal(first, _trajectory(env, 8))
+
+
+def test_compute_reward_is_vectorised_and_matches_step():
+    env = gym.make("MetaPusherPush-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    obs, reward, *_, info = env.step(np.zeros(3, dtype=np.float32))
+    assert reward == env.compute_reward(obs["achieved_goal"], obs["desired_goal"], info)
+    ag = np.zeros((4, 5, 2))
+    dg = np.zeros((4, 5, 2))
+    dg[0, 0] = [0.2, 0.0]
+    r = env.compute_reward(ag, dg, None)
+    assert r.shape == (4, 5) and r[0, 0] == -1.0 and r[1, 1] == 0.0
+    dense = gym.make("MetaPusherPushDense-v0").unwrapped
+    assert dense.compute_reward(ag, dg, None)[0, 0] == pytest.approx(-0.2)
+
+
+def test_info_reports_both_success_thresholds():
+    env = gym.make("MetaPusherPush-v0").unwrapped
+    obs, info = env.reset(seed=0, options={"goal": [0.30, 0.0], "puck": [0.36, 0.0]})
+    assert info["distance"] == pytest.approx(0.06, abs=1e-3)
+    assert info["is_success_0.07"] and not info["is_success_0.05"] and not info["is_success"]
+
+
+def test_observation_noise_follows_sampled_level():
+    env = gym.make("MetaPusherPush-v0").unwrapped
+    space = env.dynamics_space
+    mu = space.nominal.copy()
+    obs, _ = env.reset(seed=0, options={"mu": mu})
+    true = env.world.read_state()
+    np.testing.assert_allclose(obs["observation"][:3], true.joint_positions, atol=1e-6)
+    mu[space.index("obs_noise_frac")] = 0.05
+    noisy = [env.reset(seed=s, options={"mu": mu})[0]["observation"][:3] for s in range(50)]
+    std = np.std(np.array(noisy) - true.joint_positions, axis=0)
+    assert np.all(std > 0.005) and np.all(std < 0.03)  # 0.05 x 0.3 rad = 0.015
+
+
+def test_heldout_env_reports_normalised_mu_outside_unit_box():
+    env = gym.make("MetaPusherPush-v0", dynamics_mode="heldout").unwrapped
+    _, info = env.reset(seed=0)
+    assert np.max(np.abs(info["mu"])) > 1.0
+
+
+def test_without_randomization_uses_nominal_dynamics():
+    env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
+    _, info = env.reset(seed=0)
+    np.testing.assert_array_equal(info["mu_raw"], env.dynamics_space.nominal)
+
+
+@pytest.mark.parametrize(
+    "action", [np.zeros(2), np.zeros((3, 1)), np.array([np.nan, 0, 0]), np.array([0, np.inf, 0])]
+)
+def test_bad_actions_raise(action):
+    env = gym.make("MetaPusherPush-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(InvalidActionError):
+        env.step(action)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"dynamics_ranges": {"no_such": (0, 1)}}, DynamicsConfigError),
+        ({"dynamics_ranges": {"puck_mass": (0.5, 0.1)}}, DynamicsConfigError),
+        ({"fixed_dynamics": ["nope"]}, DynamicsConfigError),
+        ({"reward_type": "shaped"}, ValueError),
+        ({"dynamics_mode": "test"}, ValueError),
+        ({"robot": "ur5"}, ValueError),
+    ],
+)
+def test_bad_env_arguments_raise(kwargs, error):
+    with pytest.raises(error):
+        gym.make("MetaPusherPush-v0", **kwargs)
+
+
+def test_scripted_pusher_solves_some_nominal_episodes():
+    env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
+    policy = ScriptedPusher(env)
+    wins = 0
+    for seed in range(10):
+        obs, _ = env.reset(seed=seed)
+        policy.reset()
+        for _ in range(env.max_episode_steps):
+            obs, _, _, _, info = env.step(policy(obs))
+        wins += info["is_success_0.07"]
+    assert wins >= 3
+
+
+def test_demo_command_runs(capsys):
+    from sim.demo import main
+
+    assert main(["--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "scripted" in out and "puck_friction" in out

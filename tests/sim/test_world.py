@@ -1,0 +1,84 @@
+"""The physics world without the gym wrapper: load, command, step, sense, set dynamics."""
+
+import numpy as np
+import pytest
+
+from sim.world import PUCK_HEIGHT_M, CommandError, PushWorld
+
+
+@pytest.fixture(params=["pusher", "panda"])
+def world(request):
+    w = PushWorld(request.param)
+    yield w
+    w.close()
+
+
+def test_command_moves_joints_towards_target(world):
+    cx, cy = world.spec.puck_area_center
+    world.reset((cx + 0.1, cy), (cx, cy + 0.1))
+    q0 = world.joint_positions()
+    target = q0 + 0.04
+    world.apply_command(target)
+    for _ in range(5):
+        world.step()
+    q = world.joint_positions()
+    assert np.max(np.abs(q - target)) < 0.01
+    assert world.time_s == pytest.approx(5 * 0.04)
+
+
+def test_hold_keeps_the_arm_still(world):
+    cx, cy = world.spec.puck_area_center
+    world.reset((cx + 0.1, cy), (cx, cy + 0.1))
+    q0 = world.joint_positions()
+    for _ in range(10):
+        world.hold()
+        world.step()
+    assert np.max(np.abs(world.joint_positions() - q0)) < 2e-3
+
+
+def test_bad_commands_are_rejected():
+    w = PushWorld("pusher")
+    for bad in (np.array([np.nan, 0, 0]), np.zeros(2), np.full(3, np.inf)):
+        with pytest.raises(CommandError):
+            w.apply_command(bad)
+    w.close()
+
+
+def test_commands_are_clamped_to_joint_limits():
+    w = PushWorld("pusher")
+    sent = w.apply_command(np.array([10.0, -10.0, 0.0]))
+    assert sent[0] == w.joint_upper[0] and sent[1] == w.joint_lower[1]
+    w.close()
+
+
+def test_dynamics_are_applied_to_the_simulation(world):
+    space = world.dynamics_space
+    mu = space.nominal.copy()
+    mu[space.index("puck_mass")] = 0.33
+    mu[space.index("puck_friction")] = 2.5
+    mu[space.index("table_height")] = 0.74
+    link = world.spec.dynamic_links[0]
+    mu[space.index(f"link_mass_scale/{link}")] = 2.0
+    cx, cy = world.spec.puck_area_center
+    world.reset((cx, cy), (cx + 0.1, cy), mu)
+    c = world.sim.client
+    info = c.getDynamicsInfo(world.puck_uid, -1)
+    assert info[0] == pytest.approx(0.33) and info[1] == pytest.approx(2.5)
+    assert c.getDynamicsInfo(world.robot_uid, world.link_indices[0])[0] == pytest.approx(
+        2.0 * world._default_mass[0]
+    )
+    for _ in range(3):
+        world.step()
+    assert world.read_state().puck_position[2] == pytest.approx(0.74 + PUCK_HEIGHT_M / 2, abs=2e-3)
+
+
+def test_action_timestep_follows_exponential_law():
+    w = PushWorld("pusher")
+    space = w.dynamics_space
+    mu = space.nominal.copy()
+    mu[space.index("action_timestep_rate")] = 125.0  # mean extra delay 8 ms = 4 substeps
+    w.set_dynamics(mu)
+    rng = np.random.default_rng(0)
+    n = np.array([w.sample_substeps(rng) for _ in range(3000)])
+    assert n.min() >= 20 and abs(n.mean() - 24.0) < 0.3
+    w.close()
