@@ -1,0 +1,26 @@
+"""ament_python build script for the meta_control ROS 2 package."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+package_name = "meta_control"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+        ("share/" + package_name + "/config", glob("config/*.yaml")),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="meta-robot-control",
+    maintainer_email="meta-robot-control@example.com",
+    description="ROS 2 nodes running meta-learned, dynamics-adaptive ONNX controllers.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={"console_scripts": []},
+)
