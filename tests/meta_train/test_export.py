@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+
 from meta_control.runtime import (
     METADATA_KEY,
     EstimatorRuntime,
@@ -21,7 +22,6 @@ from meta_control.runtime import (
     contract_hash,
     load_metadata,
 )
-
 from meta_train.export import export_estimator, export_policy
 from meta_train.networks import DynamicsEstimator, FeedforwardActor, RecurrentActor
 

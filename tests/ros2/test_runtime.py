@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from onnx import numpy_helper
+
 from meta_control.runtime import (
     METADATA_KEY,
     EstimatorRuntime,
@@ -24,8 +26,6 @@ from meta_control.runtime import (
     contract_hash,
     sidecar_path,
 )
-from onnx import numpy_helper
-
 from meta_train.export import export_estimator, export_policy
 from meta_train.networks import DynamicsEstimator, RecurrentActor
 

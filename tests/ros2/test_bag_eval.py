@@ -1,0 +1,194 @@
+"""Replay evaluation of recorded bags with real exported models (meta-bag-eval)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import bag_helpers as H
+import pytest
+
+from meta_control import bag_eval
+from meta_control import bags as B
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return H.make_models(tmp_path_factory.mktemp("models"))
+
+
+def _eval(bag: Path, models: tuple[Path, Path], out: Path, *extra: str) -> int:
+    policy, est = models
+    argv = [str(bag), "--policy", str(policy), "--estimator", str(est), "--out", str(out)]
+    return bag_eval.main([*argv, "--no-progress", *extra])
+
+
+def _report(out: Path) -> dict:
+    return json.loads((out / "report.json").read_text())
+
+
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_replay_reproduces_the_recorded_run(tmp_path: Path, models, storage: str) -> None:
+    run = H.write_run(
+        tmp_path / "bag", *models, storage=storage, episodes=3, steps=25, puck_gain=0.06
+    )
+    assert _eval(tmp_path / "bag", models, tmp_path / "out") == 0
+    r = _report(tmp_path / "out")
+    assert r["n_ticks"] == run["ticks"] == 75
+    aa = r["action_agreement"]
+    assert aa["n"] == 75 and aa["max_abs"] < 1e-9 and aa["frac_within_tol"] == 1.0
+    assert r["command_agreement"]["n"] == 75 and r["command_agreement"]["max_abs"] < 1e-9
+    est = r["estimation"]
+    assert est["replayed_vs_recorded_estimate"]["max_abs"] < 1e-9
+    assert est["replayed_vs_true"]["n"] == 75 and est["replayed_vs_true"]["mae"] > 0
+    assert set(est["replayed_vs_true"]["mae_per"]) == set(H.MU_NAMES)
+    eps = r["outcome"]["episodes"]
+    assert [e["final_distance_m"] for e in eps] == pytest.approx(run["final_distances"])
+    for e, d in zip(eps, run["final_distances"], strict=True):
+        assert e["success_0.05"] == (d < 0.05) and e["success_0.07"] == (d < 0.07)
+    js = r["topics"][B.TOPIC_JOINT_STATES]
+    assert js["count"] == 75 and js["latency_s"]["median"] == pytest.approx(0.0015)
+    assert js["median_period_s"] == pytest.approx(0.04) and js["gaps_over_2x_median"] == 2
+    assert r["read"]["damaged"] is False
+    for name in ("report.md", "actions.png", "estimates.png", "errors.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 500
+    assert "Action agreement" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_same_bag_twice_gives_identical_reports(tmp_path: Path, models) -> None:
+    H.write_run(tmp_path / "bag", *models, episodes=2, steps=20)
+    assert _eval(tmp_path / "bag", models, tmp_path / "a", "--format", "json,md") == 0
+    assert _eval(tmp_path / "bag", models, tmp_path / "b", "--format", "json,md") == 0
+    for name in ("report.json", "report.md"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert not (tmp_path / "a" / "actions.png").exists()
+
+
+def test_disagreement_is_measured_and_joint_order_comes_from_names(tmp_path: Path, models) -> None:
+    H.write_run(tmp_path / "noisy", *models, episodes=1, steps=30, action_noise=0.01)
+    assert _eval(tmp_path / "noisy", models, tmp_path / "o1") == 0
+    aa = _report(tmp_path / "o1")["action_agreement"]
+    assert 0.004 < aa["mae"] < 0.02 and aa["frac_within_tol"] < 0.1
+    # JointState names recorded in another order: replay reorders by name
+    H.write_run(
+        tmp_path / "perm", *models, episodes=1, steps=30, recorded_joint_order=["j3", "j1", "j2"]
+    )
+    assert _eval(tmp_path / "perm", models, tmp_path / "o2") == 0
+    assert _report(tmp_path / "o2")["action_agreement"]["max_abs"] < 1e-9
+
+
+def _expect_error(capsys, rc: int, kind: str, text: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.startswith(f"meta-bag-eval: {kind}:") and text in err, err
+    assert "\n" not in err and "Traceback" not in err
+
+
+def test_wrong_joint_names_and_contract_mismatch(tmp_path: Path, models, capsys) -> None:
+    other = H.make_models(tmp_path / "m_other", joint_names=["a1", "a2", "a3"])
+    H.write_run(tmp_path / "bag", *other, episodes=1, steps=5, joint_names=["a1", "a2", "a3"])
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "bag", models, tmp_path / "o"),
+        "JointNamesError",
+        "lack the model's joints ['j1', 'j2', 'j3']",
+    )
+    # a 2-joint model whose joints exist in /joint_states but whose act_dim is not the bag's
+    small = H.make_models(tmp_path / "m_small", joint_names=["j1", "j2"])
+    H.write_run(tmp_path / "bag3", *models, episodes=1, steps=5)
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "bag3", small, tmp_path / "o"),
+        "ContractMismatchError",
+        "act_dim is 2",
+    )
+
+
+def test_missing_topic_unknown_type_and_corrupt_bag(tmp_path: Path, models, capsys) -> None:
+    f = B.MessageFactory()
+    with B.BagWriter(tmp_path / "nopuck") as w:
+        for i in range(5):
+            t = 10**9 + i
+            w.write(B.TOPIC_GOAL_POSE, t, f.pose_stamped(t, [0, 0, 0]))
+            w.write(B.TOPIC_JOINT_STATES, t, f.joint_state(t, H.JOINTS, [0] * 3, [0] * 3))
+            w.write(B.TOPIC_POLICY_ACTION, t + 1, f.float64_array([0] * 3, H.JOINTS))
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "nopuck", models, tmp_path / "o"),
+        "MissingTopicError",
+        "/puck_pose",
+    )
+    with B.BagWriter(tmp_path / "badtype") as w:
+        w.write(B.TOPIC_PUCK_POSE, 1, f.bool(True))
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "badtype", models, tmp_path / "o"),
+        "UnknownMessageTypeError",
+        "/puck_pose holds std_msgs/msg/Bool",
+    )
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "run.mcap").write_bytes(os.urandom(4096))
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "junk", models, tmp_path / "o"),
+        "BagCorruptError",
+        "no message could be read",
+    )
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "nope", models, tmp_path / "o"),
+        "BagNotFoundError",
+        "does not exist",
+    )
+    (tmp_path / "bad.onnx").write_bytes(b"nope")
+    rc = bag_eval.main(
+        [
+            str(tmp_path / "nopuck"),
+            "--policy",
+            str(tmp_path / "bad.onnx"),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    _expect_error(capsys, rc, "ModelLoadError", "bad")
+
+
+def test_truncated_bag_is_evaluated_and_reported(tmp_path: Path, models, capsys) -> None:
+    H.write_run(tmp_path / "bag", *models, episodes=2, steps=40, split_messages=300)
+    last = sorted((tmp_path / "bag").glob("*.mcap"))[-1]
+    last.write_bytes(last.read_bytes()[:3000])  # cut inside its first chunk
+    rc = _eval(tmp_path / "bag", models, tmp_path / "out")
+    _expect_error(capsys, rc, "BagDamagedError", last.name)
+    r = _report(tmp_path / "out")
+    assert r["read"]["damaged"] is True and last.name in r["read_summary"]
+    assert 0 < r["n_ticks"] < 80 and r["action_agreement"]["max_abs"] < 1e-9
+    assert _eval(tmp_path / "bag", models, tmp_path / "out2", "--allow-damaged") == 0
+
+
+def test_cli_process_exits_2_without_traceback(tmp_path: Path, models) -> None:
+    pkg = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "meta_control"
+    env = {**os.environ, "PYTHONPATH": str(pkg)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "meta_control.bag_eval",
+            str(tmp_path / "missing"),
+            "--policy",
+            str(models[0]),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("meta-bag-eval: BagNotFoundError:")
+    assert "Traceback" not in proc.stderr
