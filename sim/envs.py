@@ -116,7 +116,7 @@ class PushEnv(gym.Env):
             ]
         )
         self._noise_index = self.dynamics_space.index("obs_noise_frac")
-        self._keep_out = self._rest_link_positions()
+        self._keep_out = self._rest_tool_position()
         self._goal = np.zeros(2)
         self._last_dt = 0.0
 
@@ -143,17 +143,10 @@ class PushEnv(gym.Env):
     def control_period_s(self) -> float:
         return 0.04
 
-    def _rest_link_positions(self) -> np.ndarray:
+    def _rest_tool_position(self) -> np.ndarray:
+        """Where the pushing tool rests at reset: the puck never starts on top of it."""
         self.world.reset(self.task.area_center, self.task.area_center)
-        pts = self.world.link_positions()
-        # Points along each link so that the puck never starts inside the arm.
-        dense = [pts[:1]]
-        base = np.array(self.world.spec.base_position[:2])
-        prev = np.r_[base, 0.0]
-        for p in pts:
-            dense.append(np.linspace(prev, p, 6))
-            prev = p
-        return np.concatenate(dense)
+        return self.world.ee_position()[None]
 
     # --- gym API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):

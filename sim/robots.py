@@ -48,7 +48,6 @@ class RobotSpec:
     puck_area_center: tuple[float, float]
     episode_steps: int
     extra_joints: dict[str, float] = field(default_factory=dict)
-    clearance_links: tuple[str, ...] = ()
 
 
 PANDA = RobotSpec(
@@ -80,7 +79,9 @@ PUSHER = RobotSpec(
     joint_names=("joint1", "joint2", "joint3"),
     dynamic_links=("link1", "link2", "link3"),
     ee_link="tip",
-    rest_q=(-1.57, 2.5, 1.5),
+    # Tip (the pushing pin) at (0.15, 0), just short of the start/goal area, elbow to the -y
+    # side; found by a grid search over joint angles within +-2.4 rad.
+    rest_q=(-1.05, 1.8, 1.8),
     max_offset_rad=0.05,
     position_gain=0.3,
     velocity_gain=1.0,
@@ -88,7 +89,6 @@ PUSHER = RobotSpec(
     mounted_on_table=True,
     puck_area_center=(0.35, 0.0),
     episode_steps=50,
-    clearance_links=("link1", "link2", "link3", "tip"),
 )
 
 ROBOTS: dict[str, RobotSpec] = {"panda": PANDA, "pusher": PUSHER}

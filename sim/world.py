@@ -281,17 +281,6 @@ class PushWorld:
     def puck_xy(self) -> np.ndarray:
         return np.array(self.sim.client.getBasePositionAndOrientation(self.puck_uid)[0][:2])
 
-    def link_positions(self, links=None) -> np.ndarray:
-        """World positions of links (default: the clearance links), shape (k, 3)."""
-        names = links if links is not None else self.spec.clearance_links
-        out = []
-        for name in names:
-            idx = self.sim.link_index("robot", name)
-            out.append(
-                self.sim.client.getLinkState(self.robot_uid, idx, computeForwardKinematics=True)[4]
-            )
-        return np.array(out).reshape(-1, 3)
-
     def ee_position(self) -> np.ndarray:
         return np.array(
             self.sim.client.getLinkState(

@@ -1,0 +1,159 @@
+"""Configuration as data: a dataclass per algorithm, YAML presets, flags generated from fields.
+
+Each field's ``help`` metadata becomes its ``--help`` text (CleanRL style). The resolved config is
+saved beside every checkpoint and exported model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+VARIANTS = ("lstm", "ff", "ff_history", "ff_norand")
+
+
+class ConfigError(ValueError):
+    """A configuration value, preset or flag is invalid."""
+
+
+def _f(default, help: str, **kw):  # noqa: A002 - mirrors argparse's name
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class RDPGConfig:
+    """RDPG + HER with an omniscient critic (Peng et al. 2017) and its feedforward baselines."""
+
+    env_id: str = _f("MetaPusherPush-v0", "gym id of a goal-conditioned env ('import sim' "
+                     "registers the push envs)")
+    variant: str = _f("lstm", "policy: lstm (recurrent, randomized), ff (feedforward, randomized),"
+                      " ff_history (feedforward over the last `history` states and actions), "
+                      "ff_norand (feedforward, nominal dynamics only)")
+    history: int = _f(8, "frames stacked by the ff_history variant")
+    env_kwargs: dict = _f({}, "extra keyword arguments for gym.make (e.g. dynamics_ranges)")
+    seed: int = _f(0, "seed of networks, exploration and env resets")
+    total_env_steps: int = _f(200_000, "stop after this many environment steps")
+    n_envs: int = _f(2, "parallel rollout envs (one episode each per iteration)")
+    vector: str = _f("sync", "vector env: sync (in-process) or async (one process per env)")
+    updates_per_iteration: int = _f(16, "gradient steps after each collection of n_envs episodes")
+    batch_episodes: int = _f(32, "episodes per gradient batch (whole episodes, BPTT)")
+    buffer_episodes: int = _f(20_000, "replay capacity in episodes")
+    warmup_episodes: int = _f(20, "episodes of uniformly random actions before learning")
+    hidden: int = _f(64, "width of hidden layers and LSTMs (Peng: 128)")
+    gamma: float = _f(0.98, "discount")
+    tau: float = _f(0.05, "Polyak rate of the target networks (target <- (1-tau) target + tau)")
+    actor_lr: float = _f(5e-4, "Adam learning rate of the actor")
+    critic_lr: float = _f(5e-4, "Adam learning rate of the critic")
+    action_l2: float = _f(1.0, "penalty on squared normalised actions (HER paper)")
+    noise_std: float = _f(0.2, "Gaussian exploration noise, as a fraction of the action bound")
+    random_eps: float = _f(0.2, "probability of a uniformly random action per step")
+    her_strategy: str = _f("future", "HER goal strategy: future, final, episode or none")
+    her_k: int = _f(4, "relabelled goals per real goal (k=4 -> relabel probability 0.8)")
+    omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
+    clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
+    eval_every: int = _f(25, "iterations between evaluations")
+    eval_episodes: int = _f(20, "episodes per evaluation (deterministic policy)")
+    checkpoint_every: int = _f(50, "iterations between checkpoints")
+    keep_checkpoints: int = _f(2, "most recent checkpoints kept")
+    device: str = _f("auto", "torch device: auto (cuda if available), cpu, cuda, cuda:N")
+    torch_threads: int = _f(1, "CPU threads for torch (0 = torch default)")
+    run_dir: str = _f("runs", "parent directory of runs")
+    run_name: str = _f("", "run name (default env__algo__variant__seed__time)")
+    progress: bool = _f(True, "show a progress bar")
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` on inconsistent values."""
+        if self.variant not in VARIANTS:
+            raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.vector not in ("sync", "async"):
+            raise ConfigError(f"vector must be 'sync' or 'async', got {self.vector!r}")
+        for name in ("total_env_steps", "n_envs", "batch_episodes", "buffer_episodes",
+                     "hidden", "eval_episodes", "eval_every", "checkpoint_every",
+                     "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 < self.gamma < 1.0:
+            raise ConfigError(f"gamma must be in (0, 1), got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
+        if self.variant == "ff_history" and self.history < 1:
+            raise ConfigError("ff_history needs history >= 1")
+        if self.her_strategy not in ("future", "final", "episode", "none"):
+            raise ConfigError(f"unknown her_strategy {self.her_strategy!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """Values of a YAML preset: a name under meta_train/presets/ or a path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESETS_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+        raise ConfigError(f"preset {name_or_path!r} not found (known presets: {known})")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a preset must be a mapping of field: value")
+    return data
+
+
+def build_config(cls, values: dict[str, Any]):
+    """Instantiate a config dataclass from a mapping, rejecting unknown keys."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+    cfg = cls(**values)
+    if hasattr(cfg, "validate"):
+        cfg.validate()
+    return cfg
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
+    """One ``--flag`` per field, with the field's help; defaults stay None (unset)."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{help_text} (default {default})")
+        elif f.type in ("dict", dict, "list", list):
+            parser.add_argument(flag, type=json.loads, default=None,
+                                help=f"{help_text}; JSON (default {default})")
+        else:
+            typ = {"int": int, "float": float, "str": str}.get(f.type, str)
+            parser.add_argument(flag, type=typ, default=None,
+                                help=f"{help_text} (default {default})")
+
+
+def flags_to_values(args: argparse.Namespace, cls) -> dict[str, Any]:
+    """Field values explicitly given on the command line."""
+    out = {}
+    for f in dataclasses.fields(cls):
+        v = getattr(args, f.name, None)
+        if v is not None:
+            out[f.name] = v
+    return out
+
+
+def save_config(cfg, path: Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    tmp.replace(path)

@@ -1,0 +1,7 @@
+"""Placeholder replaced below."""
+from dataclasses import dataclass
+
+
+@dataclass
+class EstimatorConfig:
+    """Dynamics estimator training."""

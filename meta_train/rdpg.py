@@ -1,0 +1,414 @@
+"""RDPG + HER with an omniscient critic over randomized dynamics (Peng et al. 2017).
+
+The loop, top to bottom (CleanRL style):
+
+1. collect ``n_envs`` whole episodes with the current actor plus exploration noise; store them
+   with the dynamics ``mu`` they were sampled under;
+2. update the observation normalisers;
+3. ``updates_per_iteration`` times: sample whole episodes, relabel goals with HER, and take one
+   gradient step of the critic (TD targets from target networks, back-propagation through time
+   over the whole episode) and of the actor (deterministic policy gradient through the critic);
+   Polyak-average the target networks;
+4. evaluate, log, checkpoint.
+
+The critic sees ``mu`` (omniscient); the actor never does and must infer the dynamics from its
+history (recurrent branch over ``(s_t, a_{t-1})``). Episodes end only by time limit, so every
+transition bootstraps (time-limit ends are not terminal). Baselines from Peng's Table II share the
+loop: ``ff`` (feedforward actor), ``ff_history`` (feedforward over the last k states and
+actions), ``ff_norand`` (feedforward, trained on nominal dynamics only).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
+import sim  # noqa: F401  (registers the envs)
+from meta_train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_checkpoint,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    save_checkpoint,
+)
+from meta_train.config import RDPGConfig, build_config, save_config
+from meta_train.evaluate import evaluate_actor, make_eval_env
+from meta_train.networks import (
+    FeedforwardActor,
+    FeedforwardCritic,
+    RecurrentActor,
+    RecurrentCritic,
+)
+from meta_train.policy import BatchPolicy, actor_input
+from meta_train.replay import EpisodeReplay
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu; explicit names are checked."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return dev
+
+
+def make_env(cfg: RDPGConfig, **extra):
+    """One training env for the config (nominal dynamics for ff_norand)."""
+    kw = dict(cfg.env_kwargs)
+    if cfg.variant == "ff_norand":
+        kw["randomize"] = False
+    kw.update(extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gym.make(cfg.env_id, **kw)
+
+
+def build_actor(cfg: RDPGConfig, obs_dim: int, goal_dim: int, act_dim: int, scale):
+    """The actor of a variant."""
+    if cfg.variant == "lstm":
+        return RecurrentActor(obs_dim, goal_dim, act_dim, scale, hidden=cfg.hidden)
+    if cfg.variant == "ff_history":
+        return FeedforwardActor(cfg.history * (obs_dim + act_dim), goal_dim, act_dim, scale,
+                                hidden=cfg.hidden, history=cfg.history)
+    return FeedforwardActor(obs_dim, goal_dim, act_dim, scale, hidden=cfg.hidden)
+
+
+def build_critic(cfg: RDPGConfig, obs_dim, goal_dim, act_dim, mu_dim, scale):
+    """Recurrent omniscient critic for the LSTM policy, feedforward for the baselines."""
+    cls = RecurrentCritic if cfg.variant == "lstm" else FeedforwardCritic
+    return cls(obs_dim, goal_dim, act_dim, mu_dim if cfg.omniscient_critic else 0,
+               hidden=cfg.hidden, action_scale=scale)
+
+
+class RDPGTrainer:
+    """Owns envs, networks, optimisers, replay and the training state of one run."""
+
+    def __init__(self, cfg: RDPGConfig, resume: bool = False) -> None:
+        cfg.validate()
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.run_dir = Path(cfg.run_dir) / (cfg.run_name or self._default_name())
+        if not resume and latest_checkpoint(self.run_dir) is not None:
+            raise CheckpointError(
+                f"{self.run_dir} already holds checkpoints; pass --resume to continue it or "
+                f"choose another --run-name"
+            )
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        cfg.run_name = self.run_dir.name
+
+        fns = [lambda: make_env(cfg) for _ in range(cfg.n_envs)]
+        vec_cls = gym.vector.AsyncVectorEnv if cfg.vector == "async" else gym.vector.SyncVectorEnv
+        self.envs = vec_cls(fns)
+        probe = make_env(cfg).unwrapped
+        obs, info = probe.reset(seed=cfg.seed)
+        self.compute_reward = probe.compute_reward
+        self.horizon = int(getattr(probe, "max_episode_steps", 0) or probe.spec.max_episode_steps)
+        self.obs_dim = obs["observation"].shape[0]
+        self.goal_dim = obs["desired_goal"].shape[0]
+        self.act_dim = probe.action_space.shape[0]
+        self.mu_dim = int(np.asarray(info.get("mu", np.zeros(0))).shape[0])
+        self.action_scale = probe.action_space.high.astype(np.float32)
+        if not np.allclose(probe.action_space.low, -probe.action_space.high):
+            raise ValueError("the trainer expects a symmetric action space [-b, b]")
+        probe.close()
+
+        scale = self.action_scale.tolist()
+        self.actor = build_actor(cfg, self.obs_dim, self.goal_dim, self.act_dim, scale)
+        self.critic = build_critic(cfg, self.obs_dim, self.goal_dim, self.act_dim, self.mu_dim,
+                                   scale)
+        self.actor.to(self.device)
+        self.critic.to(self.device)
+        self.actor_target = copy.deepcopy(self.actor)
+        self.critic_target = copy.deepcopy(self.critic)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
+        self.replay = EpisodeReplay(
+            cfg.buffer_episodes, self.horizon, self.obs_dim, self.act_dim, self.goal_dim,
+            self.mu_dim, self.compute_reward, cfg.her_strategy, cfg.her_k,
+        )
+        self.iteration = 0
+        self.env_steps = 0
+        self.updates = 0
+        self.best_success = -1.0
+        self.history_rows: list[dict] = []
+        if resume:
+            ckpt = latest_checkpoint(self.run_dir)
+            if ckpt is None:
+                raise CheckpointError(f"--resume: no complete checkpoint in {self.run_dir}")
+            self.load(ckpt)
+        save_config(cfg, self.run_dir / "config.yaml")
+
+    def _default_name(self) -> str:
+        c = self.cfg
+        return f"{c.env_id}__rdpg_her__{c.variant}__{c.seed}__{int(time.time())}"
+
+    # --- rollouts -----------------------------------------------------------------------------
+    def collect(self) -> dict:
+        """One episode per env with exploration; store them; return episode statistics."""
+        cfg, n, t_max = self.cfg, self.cfg.n_envs, self.horizon
+        seeds = [int(s) for s in self.rng.integers(0, 2**31 - 1, size=n)]
+        obs, info = self.envs.reset(seed=seeds)
+        mu = np.asarray(info.get("mu", np.zeros((n, 0))), np.float32).reshape(n, self.mu_dim)
+        o = np.zeros((n, t_max + 1, self.obs_dim), np.float32)
+        ag = np.zeros((n, t_max + 1, self.goal_dim), np.float32)
+        dg = np.zeros((n, t_max, self.goal_dim), np.float32)
+        acts = np.zeros((n, t_max, self.act_dim), np.float32)
+        o[:, 0], ag[:, 0] = obs["observation"], obs["achieved_goal"]
+        warm = self.iteration * n < cfg.warmup_episodes
+        policy = BatchPolicy(self.actor, cfg.variant, cfg.history, n, self.device)
+        for t in range(t_max):
+            dg[:, t] = obs["desired_goal"]
+            if warm:
+                a = self.rng.uniform(-1, 1, (n, self.act_dim)).astype(np.float32)
+                a *= self.action_scale
+            else:
+                a = policy(obs["observation"], obs["desired_goal"])
+                a = a + self.rng.normal(0, cfg.noise_std, a.shape) * self.action_scale
+                rand = self.rng.uniform(-1, 1, a.shape) * self.action_scale
+                mask = self.rng.random((n, 1)) < cfg.random_eps
+                a = np.where(mask, rand, a)
+                a = np.clip(a, -self.action_scale, self.action_scale).astype(np.float32)
+            policy.observe_action(a)
+            obs, _, _, _, info = self.envs.step(a)
+            acts[:, t] = a
+            o[:, t + 1], ag[:, t + 1] = obs["observation"], obs["achieved_goal"]
+        for i in range(n):
+            self.replay.add(o[i], acts[i], ag[i], dg[i], mu[i])
+        self.env_steps += n * t_max
+        # normalisers: actor input (stacked for ff_history) and critic input
+        with torch.no_grad():
+            ot = torch.as_tensor(o, device=self.device)
+            prev = torch.as_tensor(
+                np.concatenate([np.zeros_like(acts[:, :1]), acts], 1), device=self.device)
+            self.actor.obs_norm.update(actor_input(cfg.variant, cfg.history, ot, prev))
+            self.actor.goal_norm.update(torch.as_tensor(dg, device=self.device))
+            self.critic.obs_norm.update(ot)
+            self.critic.goal_norm.update(torch.as_tensor(dg, device=self.device))
+        final_success = self.compute_reward(ag[:, -1], dg[:, -1], None) == 0
+        return {"train_success": float(np.mean(final_success))}
+
+    # --- learning -----------------------------------------------------------------------------
+    def update(self) -> dict:
+        """One critic and one actor gradient step on a batch of whole, relabelled episodes."""
+        cfg, dev = self.cfg, self.device
+        b = self.replay.sample(cfg.batch_episodes, self.rng)
+        t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
+        obs, act, prev, goal, rew = t(b.obs), t(b.action), t(b.prev_action), t(b.goal), t(b.reward)
+        horizon = act.shape[1]
+        mu = t(b.mu)[:, None].expand(-1, horizon + 1, -1) if self.mu_dim else None
+        # goal seen at position t+1 of the sequence is the goal of transition t
+        goal_next = torch.cat([goal[:, :1], goal], dim=1)
+        pin = actor_input(cfg.variant, cfg.history, obs, prev)
+        with torch.no_grad():
+            pi_next, _ = self.actor_target(pin, goal_next, prev)
+            q_next, _ = self.critic_target(obs, goal_next, pi_next, prev, mu)
+            y = rew + cfg.gamma * q_next[:, 1:, 0]
+            if cfg.clip_target:
+                y = y.clamp(-1.0 / (1.0 - cfg.gamma), 0.0)
+        mu_t = mu[:, :horizon] if mu is not None else None
+        q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t)
+        critic_loss = F.mse_loss(q[..., 0], y)
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        pi, _ = self.actor(pin[:, :horizon], goal, prev[:, :horizon])
+        q_pi, _ = self.critic(obs[:, :horizon], goal, pi, prev[:, :horizon], mu_t)
+        scale = self.actor.action_scale
+        actor_loss = -q_pi.mean() + cfg.action_l2 * ((pi / scale) ** 2).mean()
+        self.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_opt.step()
+        self._soft_update()
+        self.updates += 1
+        return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
+                "q_mean": q.mean().item()}
+
+    @torch.no_grad()
+    def _soft_update(self) -> None:
+        tau = self.cfg.tau
+        for net, tgt in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+            for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
+                tp.lerp_(p, tau)
+            for bn, tb in zip(net.buffers(), tgt.buffers(), strict=True):
+                tb.copy_(bn)
+
+    def evaluate(self, dynamics: str = "train", episodes: int | None = None, seed=1_000_000):
+        """Deterministic evaluation on fresh seeds (training or held-out dynamics)."""
+        env = make_eval_env(self.cfg.env_id, self.cfg.env_kwargs, dynamics)
+        try:
+            return evaluate_actor(self.actor, self.cfg.variant, self.cfg.history, env,
+                                  episodes or self.cfg.eval_episodes, seed, self.device)
+        finally:
+            env.close()
+
+    # --- loop ---------------------------------------------------------------------------------
+    def train(self) -> dict:
+        """Run until ``total_env_steps``; returns the last evaluation."""
+        cfg = self.cfg
+        per_iter = cfg.n_envs * self.horizon
+        bar = tqdm(total=cfg.total_env_steps, initial=self.env_steps, unit="step",
+                   disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
+        start, steps0 = time.perf_counter(), self.env_steps
+        last_eval: dict = {}
+        stats: dict = {}
+        while self.env_steps + per_iter <= cfg.total_env_steps:
+            stats = self.collect()
+            if self.replay.size * self.horizon >= cfg.batch_episodes and \
+                    self.iteration * cfg.n_envs >= cfg.warmup_episodes:
+                for _ in range(cfg.updates_per_iteration):
+                    stats.update(self.update())
+            self.iteration += 1
+            bar.update(per_iter)
+            if self.iteration % cfg.eval_every == 0:
+                ev = self.evaluate()
+                last_eval = {"eval_success_0.05": ev.success_005,
+                             "eval_success_0.07": ev.success_007,
+                             "eval_distance_m": ev.final_distance_m}
+                elapsed = time.perf_counter() - start
+                row = {"iteration": self.iteration, "env_steps": self.env_steps,
+                       "updates": self.updates, "wall_s": round(elapsed, 1),
+                       "env_steps_per_s": round((self.env_steps - steps0) / max(elapsed, 1e-9), 1),
+                       **{k: round(v, 5) for k, v in stats.items()}, **last_eval}
+                self._log(row)
+                bar.set_postfix(success=f"{ev.success_005:.2f}", q=f"{stats.get('q_mean', 0):.2f}")
+                if ev.success_005 >= self.best_success:
+                    self.best_success = ev.success_005
+                    self._save_best()
+            if self.iteration % cfg.checkpoint_every == 0:
+                self.save()
+        bar.close()
+        self.save()
+        self._save_final()
+        return last_eval
+
+    def _log(self, row: dict) -> None:
+        path = self.run_dir / "progress.csv"
+        self.history_rows.append(row)
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    # --- persistence --------------------------------------------------------------------------
+    def _model_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "actor_target": self.actor_target.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+        }
+
+    def save(self) -> Path:
+        """Atomic checkpoint of everything needed to resume exactly."""
+        groups = self._model_tensors()
+        a_t, a_meta = optimizer_to_tensors(self.actor_opt)
+        c_t, c_meta = optimizer_to_tensors(self.critic_opt)
+        groups["actor_opt"], groups["critic_opt"] = a_t, c_t
+        groups["torch_rng"] = {"cpu": torch.get_rng_state()}
+        state = {
+            "iteration": self.iteration, "env_steps": self.env_steps, "updates": self.updates,
+            "best_success": self.best_success, "numpy_rng": self.rng.bit_generator.state,
+            "actor_opt": a_meta, "critic_opt": c_meta, "config": self.cfg.to_dict(),
+            "dims": self._dims(),
+        }
+        path = self.run_dir / "checkpoints" / f"iter_{self.iteration:07d}"
+        save_checkpoint(path, groups, {"replay": self.replay.state_dict()}, state)
+        old = sorted(p for p in path.parent.iterdir() if p.is_dir() and p.name.startswith("iter_")
+                     and not p.name.endswith(".tmp"))
+        for p in old[: -self.cfg.keep_checkpoints]:
+            shutil.rmtree(p, ignore_errors=True)
+        return path
+
+    def _dims(self) -> dict:
+        return {"obs_dim": self.obs_dim, "goal_dim": self.goal_dim, "act_dim": self.act_dim,
+                "mu_dim": self.mu_dim, "horizon": self.horizon, "variant": self.cfg.variant,
+                "hidden": self.cfg.hidden, "history": self.cfg.history}
+
+    def load(self, path: Path) -> None:
+        """Restore a checkpoint (networks, optimisers, replay, counters, RNGs)."""
+        tg, ng, state = load_checkpoint(path)
+        if state.get("dims") != self._dims():
+            raise CheckpointError(
+                f"{path}: checkpoint was made for {state.get('dims')}, this configuration has "
+                f"{self._dims()}"
+            )
+        try:
+            self.actor.load_state_dict(tg["actor"])
+            self.critic.load_state_dict(tg["critic"])
+            self.actor_target.load_state_dict(tg["actor_target"])
+            self.critic_target.load_state_dict(tg["critic_target"])
+            optimizer_from_tensors(self.actor_opt, tg["actor_opt"], state["actor_opt"])
+            optimizer_from_tensors(self.critic_opt, tg["critic_opt"], state["critic_opt"])
+            self.replay.load_state_dict(ng["replay"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(
+                f"{path}: checkpoint does not match the networks ({e})"
+            ) from None
+        torch.set_rng_state(tg["torch_rng"]["cpu"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.iteration, self.env_steps = state["iteration"], state["env_steps"]
+        self.updates, self.best_success = state["updates"], state["best_success"]
+
+    def _save_best(self) -> None:
+        save_checkpoint(self.run_dir / "best", {"actor": self.actor.state_dict()}, {},
+                        {"config": self.cfg.to_dict(), "dims": self._dims(),
+                         "iteration": self.iteration, "success": self.best_success})
+
+    def _save_final(self) -> None:
+        save_checkpoint(self.run_dir / "final", {"actor": self.actor.state_dict()}, {},
+                        {"config": self.cfg.to_dict(), "dims": self._dims(),
+                         "iteration": self.iteration})
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+def load_actor_from_run(run_dir, which: str = "best"):
+    """The actor of a finished or running run (``best``, ``final`` or ``latest`` checkpoint)."""
+    run_dir = Path(run_dir)
+    if which == "latest":
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise CheckpointError(f"{run_dir}: no checkpoint")
+    else:
+        path = run_dir / which
+        if not path.is_dir():
+            path = latest_checkpoint(run_dir) if which == "best" else None
+            if path is None:
+                raise CheckpointError(f"{run_dir}: no '{which}' checkpoint")
+    tg, _, state = load_checkpoint(path)
+    cfg = build_config(RDPGConfig, state["config"])
+    d = state["dims"]
+    scale = [1.0] * d["act_dim"]  # replaced by the saved buffer below
+    actor = build_actor(cfg, d["obs_dim"], d["goal_dim"], d["act_dim"], scale)
+    try:
+        actor.load_state_dict(tg["actor"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: actor weights do not match its config ({e})") from None
+    actor.eval()
+    return actor, cfg
+
+
+def dump_json(obj, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=1))

@@ -1,0 +1,154 @@
+"""Episode replay with Hindsight Experience Replay as a buffer plug-in.
+
+Recurrent policies train by back-propagation through time, so the buffer stores *whole episodes*
+(RDPG, Heess et al. 2015) with the dynamics ``mu`` they were collected under (the omniscient
+critic's input). HER (Andrychowicz et al. 2017) is applied when a batch is sampled: each
+transition's goal is replaced, with probability ``k / (k + 1)``, by a goal achieved later in the
+same episode ('future'), at its end ('final') or anywhere in it ('episode'); rewards are then
+recomputed with the env's vectorised ``compute_reward``, as Stable-Baselines3's HerReplayBuffer
+does. The goal enters only the feedforward branches of the actor and critic (Peng et al.), so
+per-step relabelling leaves the recurrent states valid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+HER_STRATEGIES = ("future", "final", "episode", "none")
+
+
+class EpisodeBatch(NamedTuple):
+    """A batch of ``B`` episodes of ``T`` steps (numpy, float32).
+
+    ``obs`` and ``achieved_goal`` have ``T + 1`` entries (the last is the state after the final
+    action); ``prev_action[:, t]`` is ``a_{t-1}`` (zeros at ``t = 0``).
+    """
+
+    obs: np.ndarray  # [B, T+1, obs_dim]
+    action: np.ndarray  # [B, T, act_dim]
+    prev_action: np.ndarray  # [B, T+1, act_dim]
+    goal: np.ndarray  # [B, T, goal_dim] (relabelled)
+    reward: np.ndarray  # [B, T]
+    mu: np.ndarray  # [B, mu_dim]
+    achieved_goal: np.ndarray  # [B, T+1, goal_dim]
+
+
+class EpisodeReplay:
+    """Fixed-capacity ring buffer of equal-length episodes, with HER relabelling at sampling.
+
+    Args:
+        capacity: number of episodes kept (oldest overwritten).
+        horizon: steps per episode ``T``.
+        obs_dim, act_dim, goal_dim, mu_dim: sizes (``mu_dim`` may be 0).
+        compute_reward: the env's vectorised ``compute_reward(achieved, desired, info)``.
+        her_strategy: ``future``, ``final``, ``episode`` or ``none``.
+        her_k: relabelled goals per real goal; relabel probability is ``k / (k + 1)``
+            (k = 4 -> 0.8, Andrychowicz et al.).
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        horizon: int,
+        obs_dim: int,
+        act_dim: int,
+        goal_dim: int,
+        mu_dim: int,
+        compute_reward: Callable[[np.ndarray, np.ndarray, object], np.ndarray],
+        her_strategy: str = "future",
+        her_k: int = 4,
+    ) -> None:
+        if her_strategy not in HER_STRATEGIES:
+            raise ValueError(f"her_strategy must be one of {HER_STRATEGIES}, got {her_strategy!r}")
+        if capacity < 1 or horizon < 1 or her_k < 0:
+            raise ValueError("capacity and horizon must be >= 1 and her_k >= 0")
+        self.capacity, self.horizon = capacity, horizon
+        self.compute_reward = compute_reward
+        self.her_strategy, self.her_k = her_strategy, her_k
+        t = horizon
+        self.obs = np.zeros((capacity, t + 1, obs_dim), np.float32)
+        self.action = np.zeros((capacity, t, act_dim), np.float32)
+        self.achieved_goal = np.zeros((capacity, t + 1, goal_dim), np.float32)
+        self.desired_goal = np.zeros((capacity, t, goal_dim), np.float32)
+        self.mu = np.zeros((capacity, mu_dim), np.float32)
+        self.size = 0
+        self.next = 0
+
+    @property
+    def relabel_probability(self) -> float:
+        if self.her_strategy == "none":
+            return 0.0
+        return self.her_k / (self.her_k + 1.0)
+
+    def add(self, obs, action, achieved_goal, desired_goal, mu) -> None:
+        """Store one episode: ``obs [T+1, .]``, ``action [T, .]``, ``achieved_goal [T+1, .]``,
+        ``desired_goal [T, .]``, ``mu [mu_dim]``."""
+        i = self.next
+        self.obs[i] = obs
+        self.action[i] = action
+        self.achieved_goal[i] = achieved_goal
+        self.desired_goal[i] = desired_goal
+        self.mu[i] = mu
+        self.next = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def relabel(
+        self, idx: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Goals and rewards for episodes ``idx`` after HER relabelling ([B, T, g], [B, T])."""
+        b, t = len(idx), self.horizon
+        goal = self.desired_goal[idx].copy()
+        ag = self.achieved_goal[idx]
+        if self.her_strategy != "none":
+            steps = np.arange(t)[None, :].repeat(b, 0)
+            if self.her_strategy == "future":
+                # a goal achieved after this transition: achieved_goal[t'] with t' in (t, T]
+                src = steps + 1 + (rng.random((b, t)) * (t - steps)).astype(np.int64)
+            elif self.her_strategy == "final":
+                src = np.full((b, t), t)
+            else:  # episode
+                src = rng.integers(1, t + 1, size=(b, t))
+            mask = rng.random((b, t)) < self.relabel_probability
+            rows = np.arange(b)[:, None].repeat(t, 1)
+            goal[mask] = ag[rows[mask], src[mask]]
+        reward = self.compute_reward(ag[:, 1:], goal, None).astype(np.float32)
+        return goal, reward
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
+        """Sample ``batch_size`` episodes (with replacement) and relabel their goals."""
+        if self.size == 0:
+            raise RuntimeError("cannot sample from an empty replay buffer")
+        idx = rng.integers(0, self.size, size=batch_size)
+        goal, reward = self.relabel(idx, rng)
+        action = self.action[idx]
+        prev = np.concatenate([np.zeros_like(action[:, :1]), action], axis=1)
+        return EpisodeBatch(
+            obs=self.obs[idx], action=action, prev_action=prev, goal=goal, reward=reward,
+            mu=self.mu[idx], achieved_goal=self.achieved_goal[idx],
+        )
+
+    # --- persistence (checkpoint/resume) ------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "obs": self.obs[: self.size], "action": self.action[: self.size],
+            "achieved_goal": self.achieved_goal[: self.size],
+            "desired_goal": self.desired_goal[: self.size], "mu": self.mu[: self.size],
+            "counters": np.array([self.size, self.next], np.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        size, nxt = (int(v) for v in state["counters"])
+        if size > self.capacity:
+            raise ValueError(f"checkpoint buffer holds {size} episodes > capacity {self.capacity}")
+        for name in ("obs", "action", "achieved_goal", "desired_goal", "mu"):
+            arr = getattr(self, name)
+            if state[name].shape[1:] != arr.shape[1:]:
+                raise ValueError(
+                    f"checkpoint buffer field {name!r} has shape {state[name].shape[1:]}, "
+                    f"expected {arr.shape[1:]}"
+                )
+            arr[:size] = state[name]
+        self.size, self.next = size, nxt

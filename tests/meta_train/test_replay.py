@@ -1,0 +1,93 @@
+"""HER relabelling checked exactly on a hand-made episode."""
+
+import numpy as np
+import pytest
+
+from meta_train.replay import EpisodeReplay
+
+T = 5
+
+
+def reward_fn(achieved, desired, info):
+    return -(np.linalg.norm(achieved - desired, axis=-1) > 0.5).astype(np.float32)
+
+
+def make_buffer(strategy, k=4):
+    buf = EpisodeReplay(10, T, obs_dim=1, act_dim=1, goal_dim=1, mu_dim=2,
+                        compute_reward=reward_fn, her_strategy=strategy, her_k=k)
+    # achieved goals 0, 10, 20, 30, 40, 50 (distinct per step), desired goal 999 (never reached)
+    ag = np.arange(T + 1, dtype=np.float32)[:, None] * 10
+    buf.add(obs=ag, action=np.zeros((T, 1)), achieved_goal=ag,
+            desired_goal=np.full((T, 1), 999.0), mu=np.array([0.5, -0.5]))
+    return buf, ag[:, 0]
+
+
+def test_future_goals_come_from_later_in_the_episode():
+    buf, ag = make_buffer("future")
+    rng = np.random.default_rng(0)
+    relabelled = 0
+    for _ in range(400):
+        goal, reward = buf.relabel(np.array([0]), rng)
+        for t in range(T):
+            g = goal[0, t, 0]
+            if g == 999.0:
+                assert reward[0, t] == -1.0
+                continue
+            relabelled += 1
+            src = int(g // 10)
+            assert t + 1 <= src <= T  # strictly after transition t: achieved_goal[t'] t' > t
+            assert reward[0, t] == (0.0 if src == t + 1 else -1.0)
+    assert abs(relabelled / (400 * T) - 0.8) < 0.03  # k=4 -> probability 0.8
+
+
+def test_final_strategy_uses_last_achieved_goal():
+    buf, ag = make_buffer("final")
+    goal, reward = buf.relabel(np.array([0]), np.random.default_rng(1))
+    mask = goal[0, :, 0] != 999.0
+    assert mask.any()
+    assert np.all(goal[0, mask, 0] == ag[-1])
+    # only the last transition reaches the final achieved goal
+    np.testing.assert_array_equal(reward[0, mask], np.where(np.arange(T)[mask] == T - 1, 0, -1))
+
+
+def test_episode_strategy_uses_any_achieved_goal_of_the_episode():
+    buf, ag = make_buffer("episode")
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(200):
+        goal, _ = buf.relabel(np.array([0]), rng)
+        seen |= {g for g in goal[0, :, 0] if g != 999.0}
+    assert seen == set(ag[1:])
+
+
+def test_none_keeps_the_original_goals_and_rewards():
+    buf, _ = make_buffer("none")
+    goal, reward = buf.relabel(np.array([0]), np.random.default_rng(3))
+    assert np.all(goal == 999.0) and np.all(reward == -1.0)
+
+
+def test_sample_returns_whole_episodes_with_prev_actions_and_mu():
+    buf = EpisodeReplay(4, 3, 2, 1, 1, 2, reward_fn)
+    buf.add(np.zeros((4, 2)), np.array([[1.0], [2.0], [3.0]]), np.zeros((4, 1)), np.zeros((3, 1)),
+            np.array([0.1, 0.2]))
+    b = buf.sample(2, np.random.default_rng(0))
+    assert b.obs.shape == (2, 4, 2) and b.action.shape == (2, 3, 1)
+    np.testing.assert_array_equal(b.prev_action[0, :, 0], [0.0, 1.0, 2.0, 3.0])
+    np.testing.assert_allclose(b.mu[0], [0.1, 0.2])
+
+
+def test_ring_buffer_overwrites_oldest_and_roundtrips():
+    buf = EpisodeReplay(2, 1, 1, 1, 1, 0, reward_fn)
+    for i in range(3):
+        buf.add(np.full((2, 1), i), np.zeros((1, 1)), np.zeros((2, 1)), np.zeros((1, 1)),
+                np.zeros(0))
+    assert buf.size == 2 and set(buf.obs[:, 0, 0]) == {1.0, 2.0}
+    other = EpisodeReplay(2, 1, 1, 1, 1, 0, reward_fn)
+    other.load_state_dict(buf.state_dict())
+    np.testing.assert_array_equal(other.obs, buf.obs)
+    assert (other.size, other.next) == (buf.size, buf.next)
+
+
+def test_bad_strategy_rejected():
+    with pytest.raises(ValueError, match="her_strategy"):
+        EpisodeReplay(2, 1, 1, 1, 1, 0, reward_fn, her_strategy="random")
