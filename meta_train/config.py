@@ -54,7 +54,10 @@ class RDPGConfig:
     actor_lr: float = _f(5e-4, "Adam learning rate of the actor")
     critic_lr: float = _f(5e-4, "Adam learning rate of the critic")
     action_l2: float = _f(1.0, "penalty on squared normalised actions (HER paper)")
-    noise_std: float = _f(0.2, "Gaussian exploration noise, as a fraction of the action bound")
+    noise_std: float = _f(0.2, "exploration noise scale, as a fraction of the action bound")
+    noise_type: str = _f("ou", "exploration noise: gaussian (white) or ou (Ornstein-Uhlenbeck, "
+                         "temporally correlated: joint-space white noise barely moves an arm)")
+    ou_theta: float = _f(0.15, "mean reversion of the OU noise per step")
     random_eps: float = _f(0.2, "probability of a uniformly random action per step")
     her_strategy: str = _f("future", "HER goal strategy: future, final, episode or none")
     her_k: int = _f(4, "relabelled goals per real goal (k=4 -> relabel probability 0.8)")
@@ -87,6 +90,8 @@ class RDPGConfig:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
         if self.variant == "ff_history" and self.history < 1:
             raise ConfigError("ff_history needs history >= 1")
+        if self.noise_type not in ("gaussian", "ou"):
+            raise ConfigError(f"noise_type must be 'gaussian' or 'ou', got {self.noise_type!r}")
         if self.her_strategy not in ("future", "final", "episode", "none"):
             raise ConfigError(f"unknown her_strategy {self.her_strategy!r}")
 

@@ -175,14 +175,21 @@ class RDPGTrainer:
         o[:, 0], ag[:, 0] = obs["observation"], obs["achieved_goal"]
         warm = self.iteration * n < cfg.warmup_episodes
         policy = BatchPolicy(self.actor, cfg.variant, cfg.history, n, self.device)
+        ou = np.zeros((n, self.act_dim))
         for t in range(t_max):
             dg[:, t] = obs["desired_goal"]
+            white = self.rng.normal(0, cfg.noise_std, (n, self.act_dim))
+            if cfg.noise_type == "ou":  # x <- x - theta x + sigma N(0, 1)  (Lillicrap et al.)
+                ou = ou * (1.0 - cfg.ou_theta) + white
+                noise = ou
+            else:
+                noise = white
             if warm:
                 a = self.rng.uniform(-1, 1, (n, self.act_dim)).astype(np.float32)
-                a *= self.action_scale
+                a = np.clip(0.5 * a + noise, -1, 1) * self.action_scale
             else:
                 a = policy(obs["observation"], obs["desired_goal"])
-                a = a + self.rng.normal(0, cfg.noise_std, a.shape) * self.action_scale
+                a = a + noise * self.action_scale
                 rand = self.rng.uniform(-1, 1, a.shape) * self.action_scale
                 mask = self.rng.random((n, 1)) < cfg.random_eps
                 a = np.where(mask, rand, a)

@@ -15,6 +15,7 @@ added to the measured positions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -162,6 +163,9 @@ class PushEnv(gym.Env):
             start = np.asarray(options["puck"], dtype=np.float64)
         self.world.reset(start, goal, mu)
         self._goal = goal.astype(np.float64)
+        # mu changes only here: its normalised form is computed once per episode.
+        self._mu_norm = self._train_space.normalise(self.world.mu).astype(np.float32)
+        self._mu_raw = self.world.mu.copy()
         self._steps = 0
         self._last_dt = 0.0
         obs = self._observe()
@@ -174,7 +178,7 @@ class PushEnv(gym.Env):
         if not np.all(np.isfinite(a)):
             raise InvalidActionError(f"action has non-finite values: {a.tolist()}")
         a = np.clip(a, -self.max_offset, self.max_offset)
-        q = self.world.joint_positions()
+        q = self._q  # true positions read by the last observation; nothing moved since
         try:
             self.world.apply_command(q + a)
         except CommandError as e:  # pragma: no cover - shapes are checked above
@@ -189,7 +193,11 @@ class PushEnv(gym.Env):
         self._steps += 1
         obs = self._observe()
         info = self._info(obs)
-        reward = float(self.task.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        d = info["distance"]
+        if self.task.reward_type == "sparse":
+            reward = -float(d > self.task.distance_threshold)
+        else:
+            reward = -d
         truncated = self._steps >= self.max_episode_steps
         return obs, reward, False, truncated, info
 
@@ -215,6 +223,7 @@ class PushEnv(gym.Env):
     # --- helpers ------------------------------------------------------------------------------
     def _observe(self) -> dict[str, np.ndarray]:
         s = self.world.read_state()
+        self._q = s.joint_positions
         obs = np.concatenate([s.joint_positions, s.joint_velocities, s.puck_position])
         frac = self.world.mu[self._noise_index]
         if frac > 0.0:
@@ -226,12 +235,13 @@ class PushEnv(gym.Env):
         }
 
     def _info(self, obs) -> dict[str, Any]:
-        d = float(self.task.distance(obs["achieved_goal"], obs["desired_goal"]))
+        diff = obs["achieved_goal"] - obs["desired_goal"]
+        d = math.sqrt(float(diff[0] * diff[0] + diff[1] * diff[1]))
         info = {
             "is_success": d < self.task.distance_threshold,
             "distance": d,
-            "mu": self._train_space.normalise(self.world.mu).astype(np.float32),
-            "mu_raw": self.world.mu.copy(),
+            "mu": self._mu_norm.copy(),
+            "mu_raw": self._mu_raw.copy(),
             "dt_s": self._last_dt,
         }
         for t in SUCCESS_THRESHOLDS_M:

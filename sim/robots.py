@@ -79,9 +79,10 @@ PUSHER = RobotSpec(
     joint_names=("joint1", "joint2", "joint3"),
     dynamic_links=("link1", "link2", "link3"),
     ee_link="tip",
-    # Tip (the pushing pin) at (0.15, 0), just short of the start/goal area, elbow to the -y
-    # side; found by a grid search over joint angles within +-2.4 rad.
-    rest_q=(-1.05, 1.8, 1.8),
+    # Tip (the pushing pin) at the centre of the start/goal area (0.35, 0), elbow to the -y
+    # side; found by a grid search over joint angles within +-2.4 rad. Starting amid the
+    # pucks makes random exploration touch them (panda-gym starts its gripper there too).
+    rest_q=(-0.95, 1.35, 1.2),
     max_offset_rad=0.05,
     position_gain=0.3,
     velocity_gain=1.0,

@@ -161,6 +161,12 @@ class PushWorld:
             c.changeDynamics(rid, ji, jointDamping=self.spec.joint_damping * s)
         self._kp = self.spec.position_gain * gain_scale
         self._kd = np.full(n_j, self.spec.velocity_gain)
+        n_extra = len(self.extra_indices)
+        # Argument lists of the motor command, built once per dynamics sample (hot path).
+        self._motor_kp = list(self._kp) + [0.3] * n_extra
+        self._motor_kd = list(self._kd) + [1.0] * n_extra
+        self._motor_forces = list(self.joint_max_force) + self._extra_forces
+        self._motor_zero_vel = [0.0] * (n_j + n_extra)
         puck_mass = mu[space.index("puck_mass")]
         c.changeDynamics(
             self.puck_uid,
@@ -238,15 +244,15 @@ class PushWorld:
         if not np.all(np.isfinite(target)):
             raise CommandError(f"command has non-finite values: {target.tolist()}")
         target = np.clip(target, self.joint_lower, self.joint_upper)
-        self.sim.client.setJointMotorControlArray(
+        self.sim.set_joint_motor_control_array(
             self.robot_uid,
             self._all_indices,
             pybullet.POSITION_CONTROL,
-            targetPositions=list(target) + self._extra_targets,
-            targetVelocities=[0.0] * len(self._all_indices),
-            positionGains=list(self._kp) + [0.3] * len(self.extra_indices),
-            velocityGains=list(self._kd) + [1.0] * len(self.extra_indices),
-            forces=list(self.joint_max_force) + self._extra_forces,
+            targetPositions=target.tolist() + self._extra_targets,
+            targetVelocities=self._motor_zero_vel,
+            positionGains=self._motor_kp,
+            velocityGains=self._motor_kd,
+            forces=self._motor_forces,
         )
         return target
 
@@ -262,14 +268,13 @@ class PushWorld:
 
     # --- sensing ------------------------------------------------------------------------------
     def joint_positions(self) -> np.ndarray:
-        states = self.sim.client.getJointStates(self.robot_uid, self.joint_indices)
+        states = self.sim.get_joint_states(self.robot_uid, self.joint_indices)
         return np.array([s[0] for s in states])
 
     def read_state(self) -> WorldState:
         """Joint positions/velocities and puck pose (true values)."""
-        c = self.sim.client
-        states = c.getJointStates(self.robot_uid, self.joint_indices)
-        pos, quat = c.getBasePositionAndOrientation(self.puck_uid)
+        states = self.sim.get_joint_states(self.robot_uid, self.joint_indices)
+        pos, quat = self.sim.get_base_pose(self.puck_uid)
         return WorldState(
             time_s=self.time_s,
             joint_positions=np.array([s[0] for s in states]),
