@@ -83,11 +83,17 @@ _clock = time.thread_time  # set per worker from spec["clock"]
 
 
 class _StepSimTimer:
-    """Wraps ``client.stepSimulation`` on the instance with a clock accumulator."""
+    """Wraps the object's physics-step callable on the instance with a clock accumulator.
 
-    def __init__(self, client) -> None:
+    For panda-gym that is ``client.stepSimulation`` (BulletClient hands out a partial); our
+    ``PyBullet`` wrapper binds ``step_simulation`` once and steps through it.
+    """
+
+    def __init__(self, client, attr: str | None = None) -> None:
         self.client = client
-        self.inner = client.stepSimulation  # the functools.partial BulletClient hands out
+        self.attr = attr or ("step_simulation" if hasattr(client, "step_simulation")
+                             else "stepSimulation")
+        self.inner = getattr(client, self.attr)
         self.calls = 0
         self.seconds = 0.0
         pc = _clock
@@ -100,13 +106,17 @@ class _StepSimTimer:
             self.calls += 1
             return r
 
-        client.stepSimulation = timed  # instance attribute shadows BulletClient.__getattr__
+        # an instance attribute shadows BulletClient.__getattr__ (or our bound partial)
+        setattr(client, self.attr, timed)
 
     def reset(self) -> None:
         self.calls, self.seconds = 0, 0.0
 
     def remove(self) -> None:
-        del self.client.stepSimulation
+        if self.attr == "step_simulation":
+            setattr(self.client, self.attr, self.inner)
+        else:
+            delattr(self.client, self.attr)
 
 
 def _wrapper_overhead_s(n: int = 20000) -> tuple[float, float]:
@@ -179,7 +189,7 @@ def worker_throughput(spec: dict) -> dict:
     t_a, wall_a, episodes = _run_steps(env, n, spec["seed"] + 2)
 
     # Pass B: same, with stepSimulation timed.
-    timer = _StepSimTimer(client)
+    timer = _StepSimTimer(u.world.sim if kind == "ours" else client)
     env.reset(seed=spec["seed"] + 3)
     timer.reset()
     t_b, _, _ = _run_steps(env, n, spec["seed"] + 4)
@@ -198,7 +208,8 @@ def worker_throughput(spec: dict) -> dict:
         import io
         import pstats
 
-        timer = _StepSimTimer(client)  # keep stepSimulation as one named entry in the profile
+        # keep stepSimulation as one named entry in the profile
+        timer = _StepSimTimer(u.world.sim if kind == "ours" else client)
         env.reset(seed=spec["seed"] + 5)
         env.action_space.seed(spec["seed"] + 6)
         acts = [env.action_space.sample() for _ in range(n)]
