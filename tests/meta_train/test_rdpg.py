@@ -165,11 +165,3 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(tmp_path, capsys):
 def test_bad_cli_input_exits_2(argv, capsys, tmp_path):
     assert main(argv + (["--run-dir", str(tmp_path)] if argv[0] == "rdpg-her" else [])) == 2
     assert "error" in capsys.readouterr().err
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_training_step_on_cuda(tmp_path):
-    trainer = RDPGTrainer(small_pusher(tmp_path, device="cuda", total_env_steps=200))
-    trainer.train()
-    assert next(trainer.actor.parameters()).is_cuda
-    trainer.close()
