@@ -59,6 +59,13 @@ def _scale_tensor(action_scale: Sequence[float] | float, act_dim: int) -> torch.
     return scale
 
 
+def _compact(lstm: nn.LSTM) -> None:
+    """cuDNN wants LSTM weights in one chunk; deepcopy (target networks) and load_state_dict
+    break it, and cuDNN then re-compacts on every call. Compacting is a no-op on the CPU."""
+    if lstm.weight_hh_l0.is_cuda:
+        lstm.flatten_parameters()
+
+
 def _mlp(in_dim: int, hidden: int, layers: int) -> nn.Sequential:
     """``layers`` x (Linear -> ReLU), the first mapping ``in_dim`` to ``hidden``."""
     mods: list[nn.Module] = []
@@ -203,6 +210,7 @@ class RecurrentActor(nn.Module):
         rec_in = self.rec_fc(torch.cat([s, prev_action / self.action_scale], dim=-1))
         if state is None:
             state = self.initial_state(obs.shape[0], obs.device)
+        _compact(self.lstm)
         rec, state = self.lstm(rec_in, state)
         ff = self.ff_fc(torch.cat([s, g], dim=-1))
         z = self.head(torch.cat([rec, ff], dim=-1))
@@ -370,6 +378,7 @@ class RecurrentCritic(_CriticBase):
         rec_in = self.rec_fc(torch.cat([s, prev_action / self.action_scale], dim=-1))
         if state is None:
             state = self.initial_state(obs.shape[0], obs.device)
+        _compact(self.lstm)
         rec, state = self.lstm(rec_in, state)
         ff = self.ff_fc(self._ff_input(s, goal, action, mu))
         return self.out(self.head(torch.cat([rec, ff], dim=-1))), state
@@ -478,6 +487,7 @@ class DynamicsEstimator(nn.Module):
         x = self.rec_fc(torch.cat([self.obs_norm(obs), prev_action / self.action_scale], dim=-1))
         if state is None:
             state = self.initial_state(obs.shape[0], obs.device)
+        _compact(self.lstm)
         rec, state = self.lstm(x, state)
         mean, raw = self.out(self.post_fc(rec)).chunk(2, dim=-1)
         logvar = self.logvar_max - nn.functional.softplus(self.logvar_max - raw)

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 
 def cfg(tmp_path, **kw) -> RDPGConfig:
-    base = dict(env_id="PointGoal-v0", variant="lstm", hidden=64, n_envs=4,
-                updates_per_iteration=8, batch_episodes=64, warmup_episodes=8, eval_every=10,
+    base = dict(env_id="PointGoal-v0", variant="lstm", hidden=64, n_envs=2,
+                updates_per_iteration=8, batch_episodes=32, warmup_episodes=10, eval_every=10,
                 eval_episodes=10, checkpoint_every=10, total_env_steps=4000, progress=False,
                 device="cuda", run_dir=str(tmp_path), run_name="cuda", actor_lr=1e-3,
                 critic_lr=1e-3)
@@ -31,7 +31,7 @@ def test_recurrent_training_learns_on_cuda_and_resumes(tmp_path):
     assert next(trainer.critic_target.parameters()).is_cuda
     trainer.train()
     trainer.close()
-    resumed = RDPGTrainer(cfg(tmp_path, total_env_steps=6000), resume=True)
+    resumed = RDPGTrainer(cfg(tmp_path, total_env_steps=4000), resume=True)
     assert resumed.env_steps == 2000 and next(resumed.actor.parameters()).is_cuda
     resumed.train()
     result = resumed.evaluate(episodes=30)
