@@ -22,5 +22,14 @@ setup(
     description="ROS 2 nodes running meta-learned, dynamics-adaptive ONNX controllers.",
     license="Apache-2.0",
     tests_require=["pytest"],
-    entry_points={"console_scripts": []},
+    entry_points={
+        "console_scripts": [
+            "sim_arm_node = meta_control.sim_arm_node:main",
+            "controller_node = meta_control.controller_node:main",
+            "estimator_node = meta_control.estimator_node:main",
+            "meta-demo = meta_control.demo:main",
+            "meta-bag-eval = meta_control.bag_eval:main",
+            "recorder_node = meta_control.recorder_node:main",
+        ]
+    },
 )

@@ -1,0 +1,144 @@
+"""Configuration dataclasses of the ROS 2 nodes: one field per declared ROS parameter.
+
+Each node declares every field as a parameter with the dataclass default, so the YAML files
+under ``config/``, the launch files and ``--ros-args -p`` all use these names. Kept free of
+ROS imports so tests and tools can list the parameters without starting a node.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+TOPIC_JOINT_STATES = "/joint_states"
+TOPIC_PUCK_POSE = "/puck_pose"
+TOPIC_GOAL_POSE = "/goal_pose"
+TOPIC_COMMANDS = "/forward_position_controller/commands"
+TOPIC_POLICY_ACTION = "/meta_controller/policy_action"
+TOPIC_TRUE_DYNAMICS = "/true_dynamics"
+TOPIC_ESTIMATE = "/dynamics_estimate"
+TOPIC_ESTIMATE_STD = "/dynamics_estimate_std"
+TOPIC_OOD = "/dynamics_ood"
+TOPIC_E_STOP = "/e_stop"
+TOPIC_EPISODE_RESULT = "/sim_arm/episode_result"
+"""Evaluation-only topic of the simulated arm (one labelled array per finished episode)."""
+
+EPISODE_RESULT_FIELDS = (
+    "episode",
+    "seed",
+    "steps",
+    "final_distance_m",
+    "success_0.05",
+    "success_0.07",
+    "rtt_p50_ms",
+    "rtt_p99_ms",
+    "rtt_max_ms",
+    "lock_step_timeouts",
+)
+"""Order of the values on :data:`TOPIC_EPISODE_RESULT` (also its ``dim[0].label``)."""
+
+
+@dataclass
+class SimArmConfig:
+    """Parameters of ``sim_arm_node``: the PyBullet push world behaving as a ros2_control arm."""
+
+    robot: str = "pusher"
+    """``pusher`` or ``panda``."""
+    seed: int = 0
+    """Episode ``k`` (counted from 0 by the reset service) uses ``seed + k``."""
+    lock_step: bool = False
+    """Step only when the command for the last published state arrives (deterministic)."""
+    control_rate_hz: float = 25.0
+    """Free-running mode: wall-clock rate of physics steps and state publications."""
+    randomize: bool = True
+    """Sample dynamics (and Peng's random action timestep) at each reset."""
+    dynamics_mode: str = "train"
+    """``train`` (training ranges) or ``heldout`` (outside them)."""
+    episode_steps: int = 0
+    """Control steps per lock-step episode; 0 uses the robot's default."""
+    command_topic: str = TOPIC_COMMANDS
+    """Forward-command-controller topic of absolute joint position targets."""
+    lock_step_timeout_s: float = 0.5
+    """Lock-step: republish the state, then hold, when no command arrives within this."""
+    lock_step_start_delay_s: float = 0.05
+    """Lock-step: wait after a goal before the first state, so every node has seen the goal."""
+    frame_id: str = "world"
+    """Frame of the puck and goal poses."""
+
+
+@dataclass
+class ControllerConfig:
+    """Parameters of ``controller_node``: the lifecycle node running the ONNX policy."""
+
+    policy_path: str = ""
+    """ONNX policy (its ``.json`` sidecar next to it); empty: ``models/<robot>_policy.onnx``."""
+    robot: str = "pusher"
+    """Only used to pick the default model."""
+    control_rate_hz: float = 0.0
+    """Loop (and watchdog) rate; 0 uses ``1 / control_period_s`` from the model metadata."""
+    trigger: str = "timer"
+    """``timer``: fixed-rate loop on the latest inputs; ``state``: one command per state."""
+    lock_step: bool = False
+    """Evaluation with a lock-step arm: one command per (joint state, puck pose) pair of equal
+    stamps; staleness is judged on the node clock (sim time) only."""
+    command_topic: str = TOPIC_COMMANDS
+    """Where the absolute joint position targets go (a forward command controller)."""
+    joint_state_topic: str = TOPIC_JOINT_STATES
+    """Joint states in (any joint order; extra joints are ignored)."""
+    puck_topic: str = TOPIC_PUCK_POSE
+    """Puck pose in (``geometry_msgs/PoseStamped``)."""
+    goal_topic: str = TOPIC_GOAL_POSE
+    """Goal in; every new message starts an episode (recurrent state reset)."""
+    e_stop_topic: str = TOPIC_E_STOP
+    """``std_msgs/Bool``: true holds until a false arrives."""
+    stale_periods: float = 2.0
+    """Inputs older than this many control periods lead to a hold."""
+    range_margin: float = 0.5
+    """Fraction of each feature's training range tolerated outside it."""
+    max_joint_velocity_rad_s: float = 5.0
+    """Rate limit: largest change between consecutive commands, per second."""
+    expected_contract_hash: str = ""
+    """When set, refuse a model whose observation/action contract differs."""
+    diagnostics_period_s: float = 1.0
+    """Period of the ``/diagnostics`` status."""
+    autostart: bool = False
+    """Configure and activate at start-up (otherwise a lifecycle manager does)."""
+
+
+@dataclass
+class EstimatorConfig:
+    """Parameters of ``estimator_node``: the ONNX dynamics estimator on the same stream."""
+
+    estimator_path: str = ""
+    """ONNX estimator; empty: ``models/<robot>_estimator.onnx``."""
+    robot: str = "pusher"
+    """Only used to pick the default model."""
+    joint_state_topic: str = TOPIC_JOINT_STATES
+    """Joint states in."""
+    puck_topic: str = TOPIC_PUCK_POSE
+    """Puck pose in."""
+    goal_topic: str = TOPIC_GOAL_POSE
+    """Goal in; every new message resets the estimator."""
+    action_topic: str = TOPIC_POLICY_ACTION
+    """The policy's raw actions (the estimator's ``prev_action``)."""
+    lock_step: bool = False
+    """Pair each joint state with the puck pose of equal stamp (deterministic evaluation)."""
+    range_margin: float = 0.5
+    """Fraction of each feature's training range tolerated outside it."""
+    ood_ignore_steps: int = 10
+    """Steps after a reset during which the OOD flag stays false (the std starts high)."""
+    max_input_age_s: float = 0.25
+    """A puck pose older than this (relative to the joint state) is not used."""
+
+
+NODE_CONFIGS: dict[str, type] = {
+    "sim_arm_node": SimArmConfig,
+    "controller_node": ControllerConfig,
+    "estimator_node": EstimatorConfig,
+}
+"""Console-script name -> its configuration dataclass."""
+
+
+def parameter_names(executable: str) -> set[str]:
+    """Names of the parameters ``executable`` declares (plus rclpy's ``use_sim_time``)."""
+    return {f.name for f in dataclasses.fields(NODE_CONFIGS[executable])} | {"use_sim_time"}

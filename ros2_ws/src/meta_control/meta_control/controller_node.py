@@ -1,0 +1,420 @@
+"""Lifecycle node running the exported ONNX policy as a joint position controller.
+
+configure: load and verify the model (:class:`PolicyRuntime`), map joint names, create the
+    publishers, subscriptions and the diagnostics timer.
+activate: reset the recurrent state and start the control loop; commands flow only while
+    active (lifecycle publishers).
+deactivate / cleanup: stop the loop / release everything created by configure.
+
+Every tick publishes either the policy's target (``q + action``, clamped to the joint limits and
+rate-limited) or a *hold* (the last valid measured positions). It holds when the e-stop is set,
+when the joint states or the puck pose are older than ``stale_periods`` control periods, when a
+joint state has wrong names or counts, and when the runtime refuses the observation (NaN, inf,
+out of the training range) *before* inference. The recurrent state is reset on activation, on
+every new goal (episode boundary), after any hold (input gap) and on a model swap (setting
+``policy_path`` while configured, allowed only between models with the same contract).
+``/diagnostics`` carries the loop timing and the safety state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool, Float64MultiArray
+
+from meta_control.config import TOPIC_POLICY_ACTION, ControllerConfig
+from meta_control.metrics import RollingStats
+from meta_control.observation import JointMapper, ObservationError, assemble, check_terms
+from meta_control.paths import default_model
+from meta_control.ros_common import (
+    declare_config,
+    labelled_array,
+    read_config,
+    spin_node,
+    stamp_to_s,
+)
+from meta_control.runtime import InputRejected, ModelError, PolicyRuntime
+from meta_control.safety import CommandLimiter, Freshness, HoldReason
+
+NODE_NAME = "meta_controller"
+
+
+class ControllerNode(LifecycleNode):
+    """The policy controller (see the module docstring)."""
+
+    def __init__(self, **kwargs) -> None:
+        """Declare the parameters; configure and activate at once when ``autostart``."""
+        super().__init__(NODE_NAME, **kwargs)
+        self.cfg = declare_config(self, ControllerConfig)
+        self.runtime: PolicyRuntime | None = None
+        self._entities: list = []
+        self._loop_timer = None
+        self._active = False
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.holds: Counter[str] = Counter()
+        self.ticks = 0
+        self.recurrent_resets = 0
+        self.model_swaps = 0
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        if self.cfg.autostart:
+            if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+                raise RuntimeError("autostart: configure failed (see the log)")
+            self.trigger_activate()
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def _model_path(self) -> str:
+        return self.cfg.policy_path or str(default_model(self.cfg.robot, "policy"))
+
+    def _load(self, path: str) -> PolicyRuntime:
+        runtime = PolicyRuntime(
+            path,
+            range_margin=self.cfg.range_margin,
+            expected_contract_hash=self.cfg.expected_contract_hash or None,
+        )
+        meta = runtime.metadata
+        if meta.action_meaning != "joint_position_offset":
+            raise ModelError(f"action_meaning {meta.action_meaning!r} is not supported")
+        try:
+            check_terms(meta.obs_terms, len(meta.joint_names))
+        except ValueError as exc:
+            raise ModelError(str(exc)) from exc
+        if meta.goal_dim > 3:
+            raise ModelError(f"goal_dim {meta.goal_dim} > 3: goals are poses' x, y, z")
+        return runtime
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the model and create publishers, subscriptions and the diagnostics timer."""
+        self.cfg = read_config(self, ControllerConfig)
+        if self.cfg.trigger not in ("timer", "state"):
+            self.get_logger().error(
+                f"trigger must be 'timer' or 'state', not {self.cfg.trigger!r}"
+            )
+            return TransitionCallbackReturn.FAILURE
+        path = self._model_path()
+        try:
+            self.runtime = self._load(path)
+        except (ModelError, FileNotFoundError) as exc:
+            self.get_logger().error(f"cannot load policy {path}: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        meta = self.runtime.metadata
+        self.joint_names = list(meta.joint_names)
+        rate = self.cfg.control_rate_hz or 1.0 / meta.control_period_s
+        self.period_s = 1.0 / rate
+        self.mapper = JointMapper(self.joint_names)
+        self.limiter = CommandLimiter(
+            meta.joint_limits_low,
+            meta.joint_limits_high,
+            self.cfg.max_joint_velocity_rad_s * self.period_s,
+        )
+        max_age = self.cfg.stale_periods * self.period_s
+        receive_age = not self.cfg.lock_step
+        self._state_fresh = Freshness(max_age, check_receive_age=receive_age)
+        self._puck_fresh = Freshness(max_age, check_receive_age=receive_age)
+        self._q: np.ndarray | None = None
+        self._dq: np.ndarray | None = None
+        self._state_stamp: float | None = None
+        self._state_error: str | None = None
+        self._puck: np.ndarray | None = None
+        self._puck_stamp: float | None = None
+        self._goal: np.ndarray | None = None
+        self._hold_q: np.ndarray | None = None
+        self._e_stop = False
+        self._needs_reset = True
+        self._last_processed_stamp: float | None = None
+        self._last_command: Float64MultiArray | None = None
+        self._last_reason = HoldReason.NO_STATE
+        self._last_tick_steady: float | None = None
+        self.compute_us = RollingStats(20_000)
+        self.interval_ms = RollingStats(20_000)
+        self._pub_cmd = self.create_lifecycle_publisher(
+            Float64MultiArray, self.cfg.command_topic, QoSProfile(depth=10)
+        )
+        self._pub_action = self.create_lifecycle_publisher(
+            Float64MultiArray, TOPIC_POLICY_ACTION, QoSProfile(depth=10)
+        )
+        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._entities = [
+            self.create_subscription(
+                JointState,
+                self.cfg.joint_state_topic,
+                self._on_joint_state,
+                qos_profile_sensor_data,
+            ),
+            self.create_subscription(
+                PoseStamped, self.cfg.puck_topic, self._on_puck, qos_profile_sensor_data
+            ),
+            self.create_subscription(PoseStamped, self.cfg.goal_topic, self._on_goal, 10),
+            self.create_subscription(Bool, self.cfg.e_stop_topic, self._on_e_stop, 10),
+            self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics),
+        ]
+        self.get_logger().info(
+            f"configured {path} ({len(self.joint_names)} joints, {rate:.1f} Hz, "
+            f"trigger={self.cfg.trigger}, lock_step={self.cfg.lock_step})"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Reset the recurrent state and start the loop/watchdog timer."""
+        self._reset_recurrent()
+        self.limiter.reset()
+        self._active = True
+        self._loop_timer = self.create_timer(self.period_s, self._on_timer, clock=self._steady)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop the loop; the lifecycle publishers stop publishing."""
+        self._active = False
+        if self._loop_timer is not None:
+            self.destroy_timer(self._loop_timer)
+            self._loop_timer = None
+        return super().on_deactivate(state)
+
+    def _release(self) -> None:
+        self._active = False
+        if self._loop_timer is not None:
+            self.destroy_timer(self._loop_timer)
+            self._loop_timer = None
+        for entity in self._entities:
+            if hasattr(entity, "timer_period_ns"):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_subscription(entity)
+        self._entities = []
+        for attr in ("_pub_cmd", "_pub_action"):
+            pub = getattr(self, attr, None)
+            if pub is not None:
+                self.destroy_lifecycle_publisher(pub)
+                setattr(self, attr, None)
+        if getattr(self, "_pub_diag", None) is not None:
+            self.destroy_publisher(self._pub_diag)
+            self._pub_diag = None
+        self.runtime = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Release the model and every entity created by configure."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Same as cleanup."""
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _on_set_parameters(self, params: list) -> SetParametersResult:
+        """Hot-swap the model when ``policy_path`` changes on a configured node."""
+        for p in params:
+            if p.name != "policy_path" or self.runtime is None:
+                continue
+            try:
+                new = self._load(p.value or str(default_model(self.cfg.robot, "policy")))
+            except (ModelError, FileNotFoundError) as exc:
+                return SetParametersResult(successful=False, reason=f"cannot load: {exc}")
+            if new.metadata.contract_hash != self.runtime.metadata.contract_hash:
+                return SetParametersResult(
+                    successful=False,
+                    reason="the new model has a different contract (joints, observation or "
+                    "action terms); cleanup and configure again instead of hot-swapping",
+                )
+            self.runtime = new
+            self.cfg.policy_path = p.value
+            self.model_swaps += 1
+            self._reset_recurrent()
+            self.get_logger().info(f"swapped policy to {p.value}")
+        return SetParametersResult(successful=True)
+
+    # --- inputs -------------------------------------------------------------------------------
+    def _now_s(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        received = time.monotonic()
+        stamp = stamp_to_s(msg.header.stamp)
+        try:
+            q, dq = self.mapper.map(msg.name, msg.position, msg.velocity)
+        except ObservationError as exc:
+            self._state_error = str(exc)
+            self._q = self._dq = None
+        else:
+            self._state_error = None
+            self._q, self._dq = q, dq
+            if (
+                np.isfinite(q).all()
+                and (self.limiter.low - 0.1 <= q).all()
+                and (q <= self.limiter.high + 0.1).all()
+            ):
+                self._hold_q = q
+        self._state_stamp = stamp
+        self._state_fresh.update(stamp, received)
+        self._maybe_tick_on_input()
+
+    def _on_puck(self, msg: PoseStamped) -> None:
+        p = msg.pose.position
+        self._puck = np.array([p.x, p.y, p.z], dtype=np.float64)
+        self._puck_stamp = stamp_to_s(msg.header.stamp)
+        self._puck_fresh.update(self._puck_stamp, time.monotonic())
+        if self.cfg.lock_step:
+            self._maybe_tick_on_input()
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        if self.runtime is None:
+            return
+        p = msg.pose.position
+        self._goal = np.array([p.x, p.y, p.z], dtype=np.float64)[: self.runtime.metadata.goal_dim]
+        self._reset_recurrent()
+        self._last_processed_stamp = None
+
+    def _on_e_stop(self, msg: Bool) -> None:
+        was = self._e_stop
+        self._e_stop = bool(msg.data)
+        if self._e_stop and not was and self._active:
+            self._tick()
+
+    def _maybe_tick_on_input(self) -> None:
+        if not self._active:
+            return
+        if self.cfg.lock_step:
+            stamp = self._state_stamp
+            if stamp is None or self._puck_stamp != stamp:
+                return  # wait for the puck pose of the same instant
+            if stamp == self._last_processed_stamp:
+                # The arm republished a state it got no command for: repeat, do not re-step.
+                if self._last_command is not None:
+                    self._pub_cmd.publish(self._last_command)
+                return
+            self._last_processed_stamp = stamp
+            self._tick()
+        elif self.cfg.trigger == "state":
+            self._tick()
+
+    def _on_timer(self) -> None:
+        if not self._active:
+            return
+        if self.cfg.trigger == "timer" and not self.cfg.lock_step:
+            self._tick()
+            return
+        # Event-driven modes: the timer is the watchdog that holds when inputs stop coming.
+        if self._hold_q is None:
+            return  # nothing measured yet: there is no position to hold
+        if self._e_stop or self._state_fresh.stale(self._now_s(), time.monotonic()):
+            self._tick()
+
+    # --- the tick -----------------------------------------------------------------------------
+    def _reset_recurrent(self) -> None:
+        if self.runtime is not None:
+            self.runtime.reset()
+            self.recurrent_resets += 1
+        if getattr(self, "limiter", None) is not None:
+            self.limiter.reset()  # the first command of a new history is only clamped
+        self._needs_reset = False
+
+    def _check(self) -> HoldReason:
+        if self._e_stop:
+            return HoldReason.E_STOP
+        if self._state_error is not None:
+            return HoldReason.JOINT_MISMATCH
+        if self._q is None:
+            return HoldReason.NO_STATE
+        now, steady = self._now_s(), time.monotonic()
+        if self._state_fresh.stale(now, steady):
+            return HoldReason.STALE
+        if self._puck is None:
+            return HoldReason.NO_PUCK
+        if self._puck_fresh.stale(now, steady):
+            return HoldReason.STALE
+        if self._goal is None:
+            return HoldReason.NO_GOAL
+        return HoldReason.OK
+
+    def _tick(self) -> None:
+        t0 = time.perf_counter()
+        self.ticks += 1
+        runtime = self.runtime
+        reason = self._check()
+        action = None
+        if reason is HoldReason.OK and runtime is not None:
+            obs = assemble(runtime.metadata.obs_terms, self._q, self._dq, self._puck)
+            try:
+                if self._needs_reset:
+                    self._reset_recurrent()
+                action = runtime.step(obs, self._goal)
+            except InputRejected as exc:
+                reason = HoldReason(exc.reason)
+            except ModelError:
+                reason = HoldReason.MODEL_ERROR
+        if action is not None:
+            cmd = self.limiter.command(self._q + action)
+            self._pub_action.publish(labelled_array(self.joint_names, action))
+            self._hold_q = self._q
+        else:
+            self._needs_reset = True  # the recurrent history has a gap: start afresh
+            self._last_reason = reason
+            if self._hold_q is None:
+                return  # never measured a valid position: nothing safe to command
+            self.holds[reason.value] += 1
+            cmd = self.limiter.hold(self._hold_q)
+        msg = Float64MultiArray()
+        msg.data = cmd.tolist()
+        self._pub_cmd.publish(msg)
+        self._last_command = msg
+        self._last_reason = reason
+        t1 = time.perf_counter()
+        self.compute_us.add((t1 - t0) * 1e6)
+        if self._last_tick_steady is not None:
+            self.interval_ms.add((t0 - self._last_tick_steady) * 1e3)
+        self._last_tick_steady = t0
+
+    # --- diagnostics --------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        if self._pub_diag is None:
+            return
+        status = DiagnosticStatus(name=f"{NODE_NAME}: policy loop", hardware_id=self.get_name())
+        reason = self._last_reason
+        if not self._active:
+            status.level, status.message = DiagnosticStatus.OK, "inactive"
+        elif reason is HoldReason.OK:
+            status.level, status.message = DiagnosticStatus.OK, "running"
+        elif reason in (HoldReason.NO_GOAL, HoldReason.NO_STATE, HoldReason.NO_PUCK):
+            status.level, status.message = DiagnosticStatus.WARN, f"holding: {reason.value}"
+        else:
+            status.level, status.message = DiagnosticStatus.ERROR, f"holding: {reason.value}"
+        comp = self.compute_us.summary()
+        per = self.interval_ms.summary()
+        values = {
+            "safety_state": reason.value,
+            "active": str(self._active),
+            "ticks": str(self.ticks),
+            "holds_total": str(sum(self.holds.values())),
+            "recurrent_resets": str(self.recurrent_resets),
+            "rate_limited_ticks": str(self.limiter.rate_limited_ticks),
+            "model_swaps": str(self.model_swaps),
+            "period_ms": f"{self.period_s * 1e3:.3f}",
+            "compute_p50_us": f"{comp['p50']:.1f}",
+            "compute_p99_us": f"{comp['p99']:.1f}",
+            "compute_max_us": f"{comp['max']:.1f}",
+            "interval_p50_ms": f"{per['p50']:.3f}",
+            "interval_std_ms": f"{per['std']:.3f}",
+            "policy_path": str(self.runtime.model_path) if self.runtime else "",
+        }
+        values.update({f"holds_{k}": str(v) for k, v in sorted(self.holds.items())})
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        out = DiagnosticArray(status=[status])
+        out.header.stamp = self.get_clock().now().to_msg()
+        self._pub_diag.publish(out)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Console script ``controller_node``."""
+    spin_node(ControllerNode, args)
+
+
+if __name__ == "__main__":
+    main()
