@@ -61,6 +61,8 @@ class RDPGConfig:
     random_eps: float = _f(0.2, "probability of a uniformly random action per step")
     her_strategy: str = _f("future", "HER goal strategy: future, final, episode or none")
     her_k: int = _f(4, "relabelled goals per real goal (k=4 -> relabel probability 0.8)")
+    moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
+                               "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
     clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
     eval_every: int = _f(25, "iterations between evaluations")

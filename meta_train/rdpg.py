@@ -144,6 +144,7 @@ class RDPGTrainer:
         self.replay = EpisodeReplay(
             cfg.buffer_episodes, self.horizon, self.obs_dim, self.act_dim, self.goal_dim,
             self.mu_dim, self.compute_reward, cfg.her_strategy, cfg.her_k,
+            moved_fraction=cfg.moved_fraction,
         )
         self.iteration = 0
         self.env_steps = 0

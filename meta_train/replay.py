@@ -47,6 +47,14 @@ class EpisodeReplay:
         her_strategy: ``future``, ``final``, ``episode`` or ``none``.
         her_k: relabelled goals per real goal; relabel probability is ``k / (k + 1)``
             (k = 4 -> 0.8, Andrychowicz et al.).
+        moved_fraction: share of each batch drawn from episodes whose achieved goal moved
+            (by more than ``moved_threshold``), when there are such episodes. In object tasks
+            the object rarely moves under random exploration; relabelled goals of the other
+            episodes all say "leave the object where it is", which teaches the policy to stay
+            away from it. Favouring episodes with object motion is the idea of energy-based
+            prioritisation (Zhao & Tresp 2018) in its simplest form. 0 disables it.
+        moved_threshold: achieved-goal displacement (start to end, goal units) that counts as
+            motion.
     """
 
     def __init__(
@@ -60,11 +68,16 @@ class EpisodeReplay:
         compute_reward: Callable[[np.ndarray, np.ndarray, object], np.ndarray],
         her_strategy: str = "future",
         her_k: int = 4,
+        moved_fraction: float = 0.0,
+        moved_threshold: float = 0.01,
     ) -> None:
         if her_strategy not in HER_STRATEGIES:
             raise ValueError(f"her_strategy must be one of {HER_STRATEGIES}, got {her_strategy!r}")
         if capacity < 1 or horizon < 1 or her_k < 0:
             raise ValueError("capacity and horizon must be >= 1 and her_k >= 0")
+        if not 0.0 <= moved_fraction <= 1.0:
+            raise ValueError(f"moved_fraction must be in [0, 1], got {moved_fraction}")
+        self.moved_fraction, self.moved_threshold = moved_fraction, moved_threshold
         self.capacity, self.horizon = capacity, horizon
         self.compute_reward = compute_reward
         self.her_strategy, self.her_k = her_strategy, her_k
@@ -74,6 +87,7 @@ class EpisodeReplay:
         self.achieved_goal = np.zeros((capacity, t + 1, goal_dim), np.float32)
         self.desired_goal = np.zeros((capacity, t, goal_dim), np.float32)
         self.mu = np.zeros((capacity, mu_dim), np.float32)
+        self.moved = np.zeros(capacity, bool)
         self.size = 0
         self.next = 0
 
@@ -92,6 +106,8 @@ class EpisodeReplay:
         self.achieved_goal[i] = achieved_goal
         self.desired_goal[i] = desired_goal
         self.mu[i] = mu
+        disp = np.linalg.norm(np.asarray(achieved_goal[-1]) - np.asarray(achieved_goal[0]))
+        self.moved[i] = disp > self.moved_threshold
         self.next = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 
@@ -122,6 +138,11 @@ class EpisodeReplay:
         if self.size == 0:
             raise RuntimeError("cannot sample from an empty replay buffer")
         idx = rng.integers(0, self.size, size=batch_size)
+        if self.moved_fraction > 0:
+            moved = np.flatnonzero(self.moved[: self.size])
+            if len(moved):
+                k = int(round(self.moved_fraction * batch_size))
+                idx[:k] = moved[rng.integers(0, len(moved), size=k)]
         goal, reward = self.relabel(idx, rng)
         action = self.action[idx]
         prev = np.concatenate([np.zeros_like(action[:, :1]), action], axis=1)
@@ -152,3 +173,5 @@ class EpisodeReplay:
                 )
             arr[:size] = state[name]
         self.size, self.next = size, nxt
+        ag = self.achieved_goal[:size]
+        self.moved[:size] = np.linalg.norm(ag[:, -1] - ag[:, 0], axis=-1) > self.moved_threshold

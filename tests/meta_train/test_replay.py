@@ -91,3 +91,18 @@ def test_ring_buffer_overwrites_oldest_and_roundtrips():
 def test_bad_strategy_rejected():
     with pytest.raises(ValueError, match="her_strategy"):
         EpisodeReplay(2, 1, 1, 1, 1, 0, reward_fn, her_strategy="random")
+
+
+def test_moved_fraction_favours_episodes_where_the_object_moved():
+    buf = EpisodeReplay(100, 2, 1, 1, 1, 0, reward_fn, moved_fraction=0.5)
+    for i in range(100):
+        end = 1.0 if i == 7 else 0.0  # only episode 7 moves its achieved goal
+        ag = np.array([[0.0], [0.0], [end]])
+        buf.add(ag, np.zeros((2, 1)), ag, np.zeros((2, 1)), np.zeros(0))
+    assert np.flatnonzero(buf.moved).tolist() == [7]
+    b = buf.sample(200, np.random.default_rng(0))
+    moved_rows = np.sum(b.achieved_goal[:, -1, 0] == 1.0)
+    assert 100 <= moved_rows <= 110  # half the batch, plus the uniform share's 1%
+    plain = EpisodeReplay(100, 2, 1, 1, 1, 0, reward_fn)
+    plain.load_state_dict(buf.state_dict())
+    assert plain.moved[7] and plain.moved.sum() == 1
