@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+import time
 from typing import Any
 
 import rclpy
@@ -23,6 +24,9 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 
 from meta_control.bags import CONTRACT_TOPICS, SENSOR_TOPICS, BagError, BagWriter, BagWriterConfig
+
+RECORD_QUEUE_DEPTH = 1000
+"""Reader history depth per topic."""
 
 
 def message_class(msgtype: str) -> Any:
@@ -58,7 +62,17 @@ class RecorderNode(Node):
         self._subs = []
         for topic in topics:
             self.writer.add_topic(topic)
-            qos = qos_profile_sensor_data if topic in SENSOR_TOPICS else QoSProfile(depth=100)
+            # Deep reader queues: a recorder that falls behind for a moment (disk, CPU) must
+            # buffer, not drop. Sensor topics stay best effort to match their publishers.
+            qos = (
+                QoSProfile(
+                    depth=RECORD_QUEUE_DEPTH,
+                    reliability=qos_profile_sensor_data.reliability,
+                    durability=qos_profile_sensor_data.durability,
+                )
+                if topic in SENSOR_TOPICS
+                else QoSProfile(depth=RECORD_QUEUE_DEPTH)
+            )
             self._subs.append(
                 self.create_subscription(
                     message_class(CONTRACT_TOPICS[topic]),
@@ -97,6 +111,12 @@ def main(args: list[str] | None = None) -> None:
     try:
         while not stop["flag"] and rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
+        # Drain what is already queued before closing: stop once 0.2 s pass with nothing new.
+        quiet_since, count = time.monotonic(), node.writer.message_count
+        while rclpy.ok() and time.monotonic() - quiet_since < 0.2:
+            rclpy.spin_once(node, timeout_sec=0.02)
+            if node.writer.message_count != count:
+                quiet_since, count = time.monotonic(), node.writer.message_count
     finally:
         node.close()
         node.get_logger().info(f"closed bag with {node.writer.message_count} messages")
