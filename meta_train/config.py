@@ -40,6 +40,9 @@ class RDPGConfig:
                       "ff_norand (feedforward, nominal dynamics only)")
     history: int = _f(8, "frames stacked by the ff_history variant")
     env_kwargs: dict = _f({}, "extra keyword arguments for gym.make (e.g. dynamics_ranges)")
+    kinematic_features: bool = _f(True, "push envs: networks compute the tool position by "
+                                  "forward kinematics (inside the exported graph) and relative "
+                                  "puck/goal vectors from the raw observation")
     seed: int = _f(0, "seed of networks, exploration and env resets")
     total_env_steps: int = _f(200_000, "stop after this many environment steps")
     n_envs: int = _f(2, "parallel rollout envs (one episode each per iteration)")

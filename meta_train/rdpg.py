@@ -47,6 +47,7 @@ from meta_train.checkpoint import (
 )
 from meta_train.config import RDPGConfig, build_config, save_config
 from meta_train.evaluate import evaluate_actor, make_eval_env
+from meta_train.kinematics import Featurized, ForwardKinematics, PushFeatures
 from meta_train.networks import (
     FeedforwardActor,
     FeedforwardCritic,
@@ -55,6 +56,7 @@ from meta_train.networks import (
 )
 from meta_train.policy import BatchPolicy, actor_input
 from meta_train.replay import EpisodeReplay
+from sim.world import NOMINAL_TABLE_HEIGHT_M
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,21 +80,48 @@ def make_env(cfg: RDPGConfig, **extra):
         return gym.make(cfg.env_id, **kw)
 
 
+def push_features(cfg: RDPGConfig, act_dim: int, history: int = 0) -> PushFeatures | None:
+    """The in-network kinematic features for push envs (None when off or not a push env)."""
+    if not cfg.kinematic_features:
+        return None
+    env = make_env(cfg).unwrapped
+    world = getattr(env, "world", None)
+    env.close()
+    if world is None:
+        return None
+    spec = world.spec
+    base = np.array(spec.base_position) + [0.0, 0.0, NOMINAL_TABLE_HEIGHT_M]
+    fk = ForwardKinematics(spec.urdf, spec.joint_names, spec.ee_link, base)
+    return PushFeatures(fk, len(spec.joint_names), act_dim, history)
+
+
 def build_actor(cfg: RDPGConfig, obs_dim: int, goal_dim: int, act_dim: int, scale):
-    """The actor of a variant."""
+    """The actor of a variant (wrapped with kinematic features when enabled)."""
+    hist = cfg.history if cfg.variant == "ff_history" else 0
+    feats = push_features(cfg, act_dim, hist)
+    eo, eg = (feats.extra_obs, feats.extra_goal) if feats else (0, 0)
     if cfg.variant == "lstm":
-        return RecurrentActor(obs_dim, goal_dim, act_dim, scale, hidden=cfg.hidden)
-    if cfg.variant == "ff_history":
-        return FeedforwardActor(cfg.history * (obs_dim + act_dim), goal_dim, act_dim, scale,
-                                hidden=cfg.hidden, history=cfg.history)
-    return FeedforwardActor(obs_dim, goal_dim, act_dim, scale, hidden=cfg.hidden)
+        net = RecurrentActor(obs_dim + eo, goal_dim + eg, act_dim, scale, hidden=cfg.hidden)
+    elif cfg.variant == "ff_history":
+        net = FeedforwardActor(cfg.history * (obs_dim + act_dim) + eo, goal_dim + eg, act_dim,
+                               scale, hidden=cfg.hidden, history=cfg.history)
+    else:
+        net = FeedforwardActor(obs_dim + eo, goal_dim + eg, act_dim, scale, hidden=cfg.hidden)
+    return Featurized(net, feats) if feats else net
 
 
 def build_critic(cfg: RDPGConfig, obs_dim, goal_dim, act_dim, mu_dim, scale):
     """Recurrent omniscient critic for the LSTM policy, feedforward for the baselines."""
+    feats = push_features(cfg, act_dim)
+    eo, eg = (feats.extra_obs, feats.extra_goal) if feats else (0, 0)
     cls = RecurrentCritic if cfg.variant == "lstm" else FeedforwardCritic
-    return cls(obs_dim, goal_dim, act_dim, mu_dim if cfg.omniscient_critic else 0,
-               hidden=cfg.hidden, action_scale=scale)
+    net = cls(obs_dim + eo, goal_dim + eg, act_dim, mu_dim if cfg.omniscient_critic else 0,
+              hidden=cfg.hidden, action_scale=scale)
+    return Featurized(net, feats) if feats else net
+
+
+def _featurize(net, obs: torch.Tensor, goal: torch.Tensor):
+    return net.featurize(obs, goal) if isinstance(net, Featurized) else (obs, goal)
 
 
 class RDPGTrainer:
@@ -207,10 +236,14 @@ class RDPGTrainer:
             ot = torch.as_tensor(o, device=self.device)
             prev = torch.as_tensor(
                 np.concatenate([np.zeros_like(acts[:, :1]), acts], 1), device=self.device)
-            self.actor.obs_norm.update(actor_input(cfg.variant, cfg.history, ot, prev))
-            self.actor.goal_norm.update(torch.as_tensor(dg, device=self.device))
-            self.critic.obs_norm.update(ot)
-            self.critic.goal_norm.update(torch.as_tensor(dg, device=self.device))
+            dgt = torch.as_tensor(dg, device=self.device)
+            a_obs, a_goal = _featurize(
+                self.actor, actor_input(cfg.variant, cfg.history, ot, prev)[:, :-1], dgt)
+            self.actor.obs_norm.update(a_obs)
+            self.actor.goal_norm.update(a_goal)
+            c_obs, c_goal = _featurize(self.critic, ot[:, :-1], dgt)
+            self.critic.obs_norm.update(c_obs)
+            self.critic.goal_norm.update(c_goal)
         final_success = self.compute_reward(ag[:, -1], dg[:, -1], None) == 0
         return {"train_success": float(np.mean(final_success))}
 
@@ -351,7 +384,8 @@ class RDPGTrainer:
     def _dims(self) -> dict:
         return {"obs_dim": self.obs_dim, "goal_dim": self.goal_dim, "act_dim": self.act_dim,
                 "mu_dim": self.mu_dim, "horizon": self.horizon, "variant": self.cfg.variant,
-                "hidden": self.cfg.hidden, "history": self.cfg.history}
+                "hidden": self.cfg.hidden, "history": self.cfg.history,
+                "kinematic_features": isinstance(self.actor, Featurized)}
 
     def load(self, path: Path) -> None:
         """Restore a checkpoint (networks, optimisers, replay, counters, RNGs)."""

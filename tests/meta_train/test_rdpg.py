@@ -69,8 +69,10 @@ def test_resume_continues_with_identical_state(tmp_path):
 
 def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path))
-    assert "mu" not in inspect.signature(trainer.actor.forward).parameters
-    assert "mu" in inspect.signature(trainer.critic.forward).parameters
+    actor_net = getattr(trainer.actor, "net", trainer.actor)  # inside the kinematic features
+    critic_net = getattr(trainer.critic, "net", trainer.critic)
+    assert "mu" not in inspect.signature(actor_net.forward).parameters
+    assert "mu" in inspect.signature(critic_net.forward).parameters
     trainer.iteration = 10  # past warm-up: the actor acts
     trainer.collect()
     # the stored mu is the env's true normalised dynamics of each episode
