@@ -64,6 +64,10 @@ class RDPGConfig:
     random_eps: float = _f(0.2, "probability of a uniformly random action per step")
     her_strategy: str = _f("future", "HER goal strategy: future, final, episode or none")
     her_k: int = _f(4, "relabelled goals per real goal (k=4 -> relabel probability 0.8)")
+    demo_episodes: int = _f(0, "push envs: scripted demonstrations (privileged scripted pusher "
+                            "with exploration noise) added to the replay before learning "
+                            "(Nair et al. 2018); they count towards total_env_steps")
+    demo_fraction: float = _f(0.0, "probability per iteration of one more demonstration episode")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
@@ -95,6 +99,8 @@ class RDPGConfig:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
         if self.variant == "ff_history" and self.history < 1:
             raise ConfigError("ff_history needs history >= 1")
+        if self.demo_episodes < 0 or not 0.0 <= self.demo_fraction <= 1.0:
+            raise ConfigError("demo_episodes must be >= 0 and demo_fraction in [0, 1]")
         if self.noise_type not in ("gaussian", "ou"):
             raise ConfigError(f"noise_type must be 'gaussian' or 'ou', got {self.noise_type!r}")
         if self.her_strategy not in ("future", "final", "episode", "none"):

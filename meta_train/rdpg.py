@@ -45,7 +45,7 @@ from meta_train.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
-from meta_train.config import RDPGConfig, build_config, save_config
+from meta_train.config import ConfigError, RDPGConfig, build_config, save_config
 from meta_train.evaluate import evaluate_actor, make_eval_env
 from meta_train.kinematics import Featurized, ForwardKinematics, PushFeatures
 from meta_train.networks import (
@@ -56,6 +56,7 @@ from meta_train.networks import (
 )
 from meta_train.policy import BatchPolicy, actor_input
 from meta_train.replay import EpisodeReplay
+from sim.scripted import ScriptedPusher
 from sim.world import NOMINAL_TABLE_HEIGHT_M
 
 
@@ -175,6 +176,12 @@ class RDPGTrainer:
             self.mu_dim, self.compute_reward, cfg.her_strategy, cfg.her_k,
             moved_fraction=cfg.moved_fraction,
         )
+        self.demo_env = None
+        if cfg.demo_episodes or cfg.demo_fraction:
+            self.demo_env = make_env(cfg).unwrapped
+            if not hasattr(self.demo_env, "world"):
+                raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
+            self.demo_policy = ScriptedPusher(self.demo_env)
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0
@@ -247,6 +254,28 @@ class RDPGTrainer:
         final_success = self.compute_reward(ag[:, -1], dg[:, -1], None) == 0
         return {"train_success": float(np.mean(final_success))}
 
+    def collect_demo(self) -> None:
+        """One scripted demonstration with OU exploration noise, stored like any episode."""
+        cfg, env, t_max = self.cfg, self.demo_env, self.horizon
+        obs, info = env.reset(seed=int(self.rng.integers(0, 2**31 - 1)))
+        self.demo_policy.reset()
+        o = np.zeros((t_max + 1, self.obs_dim), np.float32)
+        ag = np.zeros((t_max + 1, self.goal_dim), np.float32)
+        dg = np.zeros((t_max, self.goal_dim), np.float32)
+        acts = np.zeros((t_max, self.act_dim), np.float32)
+        o[0], ag[0] = obs["observation"], obs["achieved_goal"]
+        ou = np.zeros(self.act_dim)
+        for t in range(t_max):
+            dg[t] = obs["desired_goal"]
+            ou = ou * (1.0 - cfg.ou_theta) + self.rng.normal(0, 0.5 * cfg.noise_std, self.act_dim)
+            a = np.clip(self.demo_policy(obs) + ou * self.action_scale, -self.action_scale,
+                        self.action_scale).astype(np.float32)
+            obs, _, _, _, info = env.step(a)
+            acts[t] = a
+            o[t + 1], ag[t + 1] = obs["observation"], obs["achieved_goal"]
+        self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32))
+        self.env_steps += t_max
+
     # --- learning -----------------------------------------------------------------------------
     def update(self) -> dict:
         """One critic and one actor gradient step on a batch of whole, relabelled episodes."""
@@ -312,8 +341,15 @@ class RDPGTrainer:
         start, steps0 = time.perf_counter(), self.env_steps
         last_eval: dict = {}
         stats: dict = {}
+        if self.iteration == 0 and self.demo_env is not None:
+            for _ in range(cfg.demo_episodes):
+                self.collect_demo()
+            bar.update(cfg.demo_episodes * self.horizon)
         while self.env_steps + per_iter <= cfg.total_env_steps:
             stats = self.collect()
+            if self.demo_env is not None and self.rng.random() < cfg.demo_fraction:
+                self.collect_demo()
+                bar.update(self.horizon)
             if self.replay.size * self.horizon >= cfg.batch_episodes and \
                     self.iteration * cfg.n_envs >= cfg.warmup_episodes:
                 for _ in range(cfg.updates_per_iteration):
@@ -424,6 +460,8 @@ class RDPGTrainer:
 
     def close(self) -> None:
         self.envs.close()
+        if self.demo_env is not None:
+            self.demo_env.close()
 
 
 def load_actor_from_run(run_dir, which: str = "best"):

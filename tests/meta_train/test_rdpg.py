@@ -167,3 +167,16 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(tmp_path, capsys):
 def test_bad_cli_input_exits_2(argv, capsys, tmp_path):
     assert main(argv + (["--run-dir", str(tmp_path)] if argv[0] == "rdpg-her" else [])) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_scripted_demonstrations_enter_the_replay(tmp_path):
+    trainer = RDPGTrainer(small_pusher(tmp_path, demo_episodes=4, total_env_steps=200))
+    for _ in range(4):
+        trainer.collect_demo()
+    assert trainer.replay.size == 4 and trainer.env_steps == 4 * trainer.horizon
+    assert trainer.replay.moved[:4].any()  # the scripted pusher moves the puck
+    assert np.all(np.abs(trainer.replay.action[:4]) <= trainer.action_scale + 1e-6)
+    trainer.close()
+    with pytest.raises(ValueError, match="push env"):
+        RDPGTrainer(RDPGConfig(**POINT, total_env_steps=100, demo_episodes=2,
+                               run_dir=str(tmp_path), run_name="toy"))
