@@ -1,9 +1,14 @@
-"""Lifecycle of the real controller process: silent unless active, and cycles leak nothing."""
+"""Lifecycle of the real controller process: silent unless active, and cycles leak nothing.
+
+Run under both executors the controller offers (``executor: single | events``): lifecycle and
+parameter services, the loop timer created on activation, and a clean exit on SIGINT.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -25,7 +30,8 @@ def _proc_stats(pid: int) -> dict[str, int]:
     return {"rss_kb": rss, "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
 
 
-def test_lifecycle_gates_commands_and_cycles_leak_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["single", "events"])
+def test_lifecycle_gates_commands_and_cycles_leak_nothing(tmp_path: Path, executor: str) -> None:
     import rclpy
     from lifecycle_msgs.msg import Transition
     from lifecycle_msgs.srv import ChangeState
@@ -37,11 +43,11 @@ def test_lifecycle_gates_commands_and_cycles_leak_nothing(tmp_path: Path) -> Non
     swapped.parent.mkdir()
     shutil.copy(policy, swapped)
     shutil.copy(policy.with_suffix(".json"), swapped.with_suffix(".json"))
-    env = ros_env(offset=61)
+    env = ros_env(offset=61 if executor == "single" else 62)
     log = tmp_path / "controller.log"
     proc = start_node(
         "controller_node",
-        {"policy_path": policy, "control_rate_hz": 50.0},
+        {"policy_path": policy, "control_rate_hz": 50.0, "executor": executor},
         params_file=CONFIG / "controller.yaml",
         env=env,
         log=log,
@@ -106,7 +112,9 @@ def test_lifecycle_gates_commands_and_cycles_leak_nothing(tmp_path: Path) -> Non
             assert last["fds"] <= first["fds"], stats
             assert last["threads"] <= first["threads"], stats
             assert last["rss_kb"] - first["rss_kb"] < 4096, stats
-            print(f"\nlifecycle: {CYCLES} cycles, process stats per cycle {stats}")
+            print(f"\nlifecycle ({executor}): {CYCLES} cycles, process stats per cycle {stats}")
             arm.node.destroy_node()
+            os.killpg(proc.pid, signal.SIGINT)
+            assert proc.wait(5) == 0, f"no clean exit on SIGINT\n{log.read_text()}"
         finally:
             rclpy.try_shutdown()

@@ -103,6 +103,10 @@ class ControllerConfig:
     """Period of the ``/diagnostics`` status."""
     autostart: bool = False
     """Configure and activate at start-up (otherwise a lifecycle manager does)."""
+    executor: str = "single"
+    """``single``: rclpy's SingleThreadedExecutor; ``events``: the experimental EventsExecutor,
+    driven by a ``spin_once`` loop (less latency and CPU per message; see
+    ``docs/benchmarks_ros.md``). Read once at start-up."""
 
 
 @dataclass

@@ -14,6 +14,13 @@ out of the training range) *before* inference. The recurrent state is reset on a
 every new goal (episode boundary), after any hold (input gap) and on a model swap (setting
 ``policy_path`` while configured, allowed only between models with the same contract).
 ``/diagnostics`` carries the loop timing and the safety state.
+
+The per-tick path allocates as little as it can: the observation buffer and the outgoing messages
+are built once at configure and only their data is replaced, float arrays go into messages as
+``array.array`` (no per-element checks), nothing is logged per tick, and the statistics that
+``/diagnostics`` reports are computed only when it is published. The ``executor`` parameter
+selects rclpy's SingleThreadedExecutor (default) or the EventsExecutor (``events``, driven by a
+``spin_once`` loop), which costs less per message (see ``docs/benchmarks_ros.md``).
 """
 
 from __future__ import annotations
@@ -33,19 +40,25 @@ from std_msgs.msg import Bool, Float64MultiArray
 
 from meta_control.config import TOPIC_POLICY_ACTION, ControllerConfig
 from meta_control.metrics import RollingStats
-from meta_control.observation import JointMapper, ObservationError, assemble, check_terms
+from meta_control.observation import JointMapper, ObservationError, check_terms
 from meta_control.paths import default_model
 from meta_control.ros_common import (
     declare_config,
+    float_array,
     labelled_array,
     read_config,
     spin_node,
-    stamp_to_s,
 )
 from meta_control.runtime import InputRejected, ModelError, PolicyRuntime
 from meta_control.safety import CommandLimiter, Freshness, HoldReason
 
 NODE_NAME = "meta_controller"
+
+_TERM_ATTRS = {"joint_positions": "_q", "joint_velocities": "_dq", "puck_position": "_puck"}
+"""Observation term -> the attribute holding its latest value."""
+
+HOLD_MARGIN_RAD = 0.1
+"""A measured position this far outside the joint limits is not kept as the hold position."""
 
 
 class ControllerNode(LifecycleNode):
@@ -115,6 +128,19 @@ class ControllerNode(LifecycleNode):
             meta.joint_limits_high,
             self.cfg.max_joint_velocity_rad_s * self.period_s,
         )
+        self._hold_low = self.limiter.low - HOLD_MARGIN_RAD
+        self._hold_high = self.limiter.high + HOLD_MARGIN_RAD
+        # The observation is assembled in place, in the metadata's term order.
+        self._obs = np.zeros(meta.obs_dim, dtype=np.float64)
+        self._obs_layout: list[tuple[slice, str]] = []
+        start = 0
+        for term in meta.obs_terms:
+            end = start + term["size"]
+            self._obs_layout.append((slice(start, end), _TERM_ATTRS[term["name"]]))
+            start = end
+        # Outgoing messages are built once; each tick only replaces their data.
+        self._cmd_msg = Float64MultiArray()
+        self._action_msg = labelled_array(self.joint_names, np.zeros(len(self.joint_names)))
         max_age = self.cfg.stale_periods * self.period_s
         receive_age = not self.cfg.lock_step
         self._state_fresh = Freshness(max_age, check_receive_age=receive_age)
@@ -237,7 +263,8 @@ class ControllerNode(LifecycleNode):
 
     def _on_joint_state(self, msg: JointState) -> None:
         received = time.monotonic()
-        stamp = stamp_to_s(msg.header.stamp)
+        header_stamp = msg.header.stamp
+        stamp = header_stamp.sec + header_stamp.nanosec * 1e-9
         try:
             q, dq = self.mapper.map(msg.name, msg.position, msg.velocity)
         except ObservationError as exc:
@@ -246,11 +273,8 @@ class ControllerNode(LifecycleNode):
         else:
             self._state_error = None
             self._q, self._dq = q, dq
-            if (
-                np.isfinite(q).all()
-                and (self.limiter.low - 0.1 <= q).all()
-                and (q <= self.limiter.high + 0.1).all()
-            ):
+            # NaN fails both comparisons and +-inf one of them: no separate finiteness check.
+            if (self._hold_low <= q).all() and (q <= self._hold_high).all():
                 self._hold_q = q
         self._state_stamp = stamp
         self._state_fresh.update(stamp, received)
@@ -258,8 +282,9 @@ class ControllerNode(LifecycleNode):
 
     def _on_puck(self, msg: PoseStamped) -> None:
         p = msg.pose.position
-        self._puck = np.array([p.x, p.y, p.z], dtype=np.float64)
-        self._puck_stamp = stamp_to_s(msg.header.stamp)
+        self._puck = np.array((p.x, p.y, p.z), dtype=np.float64)
+        stamp = msg.header.stamp
+        self._puck_stamp = stamp.sec + stamp.nanosec * 1e-9
         self._puck_fresh.update(self._puck_stamp, time.monotonic())
         if self.cfg.lock_step:
             self._maybe_tick_on_input()
@@ -341,7 +366,9 @@ class ControllerNode(LifecycleNode):
         reason = self._check()
         action = None
         if reason is HoldReason.OK and runtime is not None:
-            obs = assemble(runtime.metadata.obs_terms, self._q, self._dq, self._puck)
+            obs = self._obs
+            for part, attr in self._obs_layout:
+                obs[part] = getattr(self, attr)
             try:
                 if self._needs_reset:
                     self._reset_recurrent()
@@ -352,7 +379,8 @@ class ControllerNode(LifecycleNode):
                 reason = HoldReason.MODEL_ERROR
         if action is not None:
             cmd = self.limiter.command(self._q + action)
-            self._pub_action.publish(labelled_array(self.joint_names, action))
+            self._action_msg.data = float_array(action)
+            self._pub_action.publish(self._action_msg)
             self._hold_q = self._q
         else:
             self._needs_reset = True  # the recurrent history has a gap: start afresh
@@ -361,8 +389,8 @@ class ControllerNode(LifecycleNode):
                 return  # never measured a valid position: nothing safe to command
             self.holds[reason.value] += 1
             cmd = self.limiter.hold(self._hold_q)
-        msg = Float64MultiArray()
-        msg.data = cmd.tolist()
+        msg = self._cmd_msg
+        msg.data = float_array(cmd)
         self._pub_cmd.publish(msg)
         self._last_command = msg
         self._last_reason = reason

@@ -2,46 +2,60 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 
 
 class RollingStats:
     """Keeps the last ``window`` samples and reports percentiles.
 
+    The samples live in a preallocated ring buffer, so :meth:`add` allocates nothing (it runs on
+    the control loop's hot path) and :meth:`summary` needs no copy of a Python container.
+
     Args:
         window: number of samples kept.
     """
 
     def __init__(self, window: int = 10_000) -> None:
-        self._samples: deque[float] = deque(maxlen=window)
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self._buf = np.empty(window, dtype=np.float64)
+        self._window = window
         self.count = 0
+        self._start = 0
 
     def add(self, value: float) -> None:
         """Record one sample."""
-        self._samples.append(value)
+        self._buf[self.count % self._window] = value
         self.count += 1
 
     def clear(self) -> None:
         """Drop the samples (the total ``count`` is kept)."""
-        self._samples.clear()
+        self._start = self.count
 
     def __len__(self) -> int:
-        return len(self._samples)
+        return min(self.count - self._start, self._window)
+
+    def _kept(self) -> np.ndarray:
+        n = len(self)
+        if n == self._window:
+            return self._buf
+        end = self.count % self._window
+        if end >= n:
+            return self._buf[end - n : end]
+        return np.concatenate((self._buf[self._window - (n - end) :], self._buf[:end]))
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile of the kept samples (nan when empty)."""
-        if not self._samples:
+        if not len(self):
             return float("nan")
-        return float(np.percentile(np.fromiter(self._samples, dtype=np.float64), q))
+        return float(np.percentile(self._kept(), q))
 
     def summary(self) -> dict[str, float]:
         """``p50``, ``p99``, ``max``, ``mean``, ``std`` of the kept samples."""
-        if not self._samples:
+        if not len(self):
             nan = float("nan")
             return {"p50": nan, "p99": nan, "max": nan, "mean": nan, "std": nan}
-        x = np.fromiter(self._samples, dtype=np.float64)
+        x = self._kept()
         p50, p99 = np.percentile(x, [50, 99])
         return {
             "p50": float(p50),

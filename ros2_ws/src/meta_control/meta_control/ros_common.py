@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -17,6 +19,12 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from meta_control.observation import label
 
 ConfigT = TypeVar("ConfigT")
+
+EXECUTORS = ("single", "events")
+"""Values of a node's ``executor`` parameter (see :func:`spin_node`)."""
+
+EVENTS_SPIN_TIMEOUT_S = 0.1
+"""Longest wait of one ``EventsExecutor.spin_once``: bounds how long a shutdown goes unseen."""
 
 
 def declare_config(node: Node, cls: type[ConfigT]) -> ConfigT:
@@ -54,9 +62,50 @@ def labelled_array(names: Sequence[str], values: Sequence[float]) -> Float64Mult
     return msg
 
 
-def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
-    """Create the node, spin a SingleThreadedExecutor until SIGINT/SIGTERM, clean up.
+def float_array(values: np.ndarray) -> array.array:
+    """A float64 array as the ``array.array('d')`` a message's ``float64[]`` field stores.
 
+    Assigning an ``array.array`` skips the per-element type and range checks the generated
+    setters run on lists, and the byte copy skips ``tolist``: the cheap way on a hot path.
+    """
+    return array.array("d", np.ascontiguousarray(values, dtype=np.float64).tobytes())
+
+
+def executor_kind(node: Node) -> str:
+    """The node's ``executor`` parameter (``single`` when it declares none)."""
+    if not node.has_parameter("executor"):
+        return "single"
+    kind = str(node.get_parameter("executor").value)
+    if kind not in EXECUTORS:
+        raise ValueError(f"executor must be one of {EXECUTORS}, not {kind!r}")
+    return kind
+
+
+def spin_events(node: Node) -> None:
+    """Run ``node`` on rclpy's EventsExecutor until the context shuts down.
+
+    The executor is driven by ``spin_once`` calls: its ``spin()`` in the Jazzy wheels (rclpy
+    7.1.6) busy-loops, never fires timers and hangs on shutdown. Each ``spin_once`` returns
+    after one event or after :data:`EVENTS_SPIN_TIMEOUT_S`, so a shutdown (SIGINT, SIGTERM) is
+    seen within that time even when nothing arrives; a shutdown also wakes the wait at once.
+    """
+    from rclpy.experimental import EventsExecutor
+
+    executor = EventsExecutor()
+    executor.add_node(node)
+    try:
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=EVENTS_SPIN_TIMEOUT_S)
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
+
+
+def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> None:
+    """Create the node, spin it until SIGINT/SIGTERM, clean up.
+
+    The executor is the node's ``executor`` parameter when it declares one: ``single``
+    (rclpy's SingleThreadedExecutor, the default) or ``events`` (:func:`spin_events`).
     SIGTERM is turned into a normal shutdown so process managers (the demo, launch) can stop
     the node cleanly.
     """
@@ -65,9 +114,13 @@ def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> Non
     try:
         node = factory()
         signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
+        if executor_kind(node) == "events":
+            node.get_logger().info("executor: EventsExecutor (spin_once loop)")
+            spin_events(node)
+        else:
+            executor = SingleThreadedExecutor()
+            executor.add_node(node)
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
