@@ -478,7 +478,10 @@ def load_actor_from_run(run_dir, which: str = "best"):
             if path is None:
                 raise CheckpointError(f"{run_dir}: no '{which}' checkpoint")
     tg, _, state = load_checkpoint(path)
-    cfg = build_config(RDPGConfig, state["config"])
+    values = dict(state["config"])
+    # Runs from before kinematic features existed have unprefixed actor weights.
+    values.setdefault("kinematic_features", any(k.startswith("net.") for k in tg["actor"]))
+    cfg = build_config(RDPGConfig, values)
     d = state["dims"]
     scale = [1.0] * d["act_dim"]  # replaced by the saved buffer below
     actor = build_actor(cfg, d["obs_dim"], d["goal_dim"], d["act_dim"], scale)

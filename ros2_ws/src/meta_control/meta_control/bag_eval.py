@@ -39,6 +39,8 @@ import numpy as np
 
 from meta_control.bags import (
     CONTRACT_TOPICS,
+    STAMP_NANOSEC_LABEL,
+    STAMP_SEC_LABEL,
     TOPIC_COMMANDS,
     TOPIC_ESTIMATE,
     TOPIC_GOAL_POSE,
@@ -129,6 +131,8 @@ class Streams:
     action_t: np.ndarray
     action: np.ndarray
     action_label: str
+    action_stamp: np.ndarray
+    """Input stamp (ns) of each action from its layout, or -1 where the message has none."""
     cmd_t: np.ndarray
     cmd: np.ndarray
     true_t: np.ndarray
@@ -155,6 +159,18 @@ def _stack(rows: list[Any], width: int | None = None) -> np.ndarray:
         ) from None
 
 
+def _action_stamp(msg: Any) -> int:
+    """The input stamp (ns) a policy action carries in its layout, or -1."""
+    dims = msg.layout.dim
+    if (
+        len(dims) >= 3
+        and dims[1].label == STAMP_SEC_LABEL
+        and dims[2].label == STAMP_NANOSEC_LABEL
+    ):
+        return int(dims[1].size) * 1_000_000_000 + int(dims[2].size)
+    return -1
+
+
 def _label(msg: Any) -> str:
     dims = msg.layout.dim
     return str(dims[0].label) if len(dims) else ""
@@ -179,6 +195,7 @@ def extract_streams(
     stamps: dict[str, list[int]] = {}
     rows: dict[str, list[Any]] = {k: [] for k in ("q", "dq", "puck", "goal", "act", "cmd")}
     rows.update(true=[], est=[])
+    act_stamps: list[int] = []
     times: dict[str, list[int]] = {k: [] for k in rows}
     labels: dict[str, str] = {}
 
@@ -240,6 +257,8 @@ def extract_streams(
             }[topic]
             if key != "cmd":
                 set_label(key, msg)
+            if key == "act":
+                act_stamps.append(_action_stamp(msg))
             rows[key].append(msg.data)
             times[key].append(t)
     bar.update(bar.total - bar.n if bar.total else 0)
@@ -261,6 +280,7 @@ def extract_streams(
         action_t=tarr("act"),
         action=_stack(rows["act"]),
         action_label=labels.get("act", ""),
+        action_stamp=np.asarray(act_stamps, dtype=np.int64),
         cmd_t=tarr("cmd"),
         cmd=_stack(rows["cmd"]),
         true_t=tarr("true"),
@@ -377,6 +397,41 @@ def _err_stats(err: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def _joint_state_for_ticks(streams: Streams, tick_t: np.ndarray, use_actions: bool) -> np.ndarray:
+    """Index of the joint state each tick was computed from: by the input stamp an action
+    carries when present (exact), else the latest joint state logged before the tick."""
+    by_log = _latest(streams.joint_t, tick_t)
+    js = streams.stamp_t.get(TOPIC_JOINT_STATES)
+    if not use_actions or js is None or len(js) != len(streams.joint_t) or len(js) == 0:
+        return by_log
+    stamped = streams.action_stamp >= 0
+    if not stamped.any() or np.any(np.diff(js) < 0):
+        return by_log
+    idx = np.searchsorted(js, streams.action_stamp, side="right") - 1
+    exact = stamped & (idx >= 0) & (js[np.maximum(idx, 0)] == streams.action_stamp)
+    return np.where(exact, idx, by_log)
+
+
+def _puck_for_joint_states(streams: Streams, ji: np.ndarray, tick_t: np.ndarray) -> np.ndarray:
+    """Index of the puck pose each tick used: the latest whose header stamp is at or before the
+    paired joint state's stamp (the same sensing instant). The recorder's receive order across
+    two topics is not the order the controller saw them in, so log times alone can pair a tick
+    with the previous puck pose. Without usable stamps, falls back to log-time pairing."""
+    ps = streams.stamp_t.get(TOPIC_PUCK_POSE)
+    js = streams.stamp_t.get(TOPIC_JOINT_STATES)
+    if (
+        ps is None
+        or js is None
+        or len(ps) != len(streams.puck_t)
+        or len(js) != len(streams.joint_t)
+        or len(ps) == 0
+        or np.any(np.diff(ps) < 0)
+    ):
+        return _latest(streams.puck_t, tick_t)
+    idx = np.searchsorted(ps, js[np.maximum(ji, 0)], side="right") - 1
+    return np.where(ji >= 0, idx, -1)
+
+
 def _latest(times: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Index of the latest ``times`` at or before each ``at`` (-1 when none)."""
     return np.searchsorted(times, at, side="right") - 1
@@ -418,8 +473,24 @@ def task_outcome(streams: Streams) -> dict[str, Any]:
     """Final puck-goal xy distance and success of every episode (goal message to next goal)."""
     episodes = []
     ends = np.append(streams.goal_t[1:], np.iinfo(np.int64).max)
+    ps = streams.stamp_t.get(TOPIC_PUCK_POSE)
+    by_stamp = (
+        ps is not None and len(ps) == len(streams.puck_t) and len(ps) > 0
+        and not np.any(np.diff(ps) < 0) and len(streams.action_stamp) == len(streams.action_t)
+    )
     for i, (start, end) in enumerate(zip(streams.goal_t, ends, strict=True)):
         j = _latest(streams.puck_t, np.array([end - 1]))[0]
+        if by_stamp:
+            # Episodes delimited by the input stamps of their actions (receive order across
+            # topics cannot be trusted): the final state is the last puck pose stamped before
+            # the next episode's first input.
+            nxt = streams.action_stamp[(streams.action_t >= end) & (streams.action_stamp >= 0)]
+            first = streams.action_stamp[(streams.action_t >= start) & (streams.action_t < end)]
+            if len(first) and first[0] >= 0:
+                k = int(np.searchsorted(ps, nxt[0], side="left")) - 1 if len(nxt) else len(ps) - 1
+                j = k if k >= 0 and ps[k] >= first[0] else -1
+                if j >= 0:
+                    start = min(start, int(streams.puck_t[j]))
         if j < 0 or streams.puck_t[j] < start:
             episodes.append({"episode": i, "final_distance_m": None})
             continue
@@ -510,8 +581,8 @@ def evaluate(
         _check_mu(emeta, streams)
     use_actions = bool(len(streams.action_t))
     tick_t = streams.action_t if use_actions else streams.cmd_t
-    ji = _latest(streams.joint_t, tick_t)
-    pi = _latest(streams.puck_t, tick_t)
+    ji = _joint_state_for_ticks(streams, tick_t, use_actions)
+    pi = _puck_for_joint_states(streams, ji, tick_t)
     gi = _latest(streams.goal_t, tick_t)
     ti = _latest(streams.true_t, tick_t) if len(streams.true_t) else None
     n_ticks, act_dim = len(tick_t), meta.act_dim

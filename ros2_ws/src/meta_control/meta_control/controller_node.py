@@ -36,8 +36,9 @@ from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension
 
+from meta_control.bags import STAMP_NANOSEC_LABEL, STAMP_SEC_LABEL
 from meta_control.config import TOPIC_POLICY_ACTION, ControllerConfig
 from meta_control.metrics import RollingStats
 from meta_control.observation import JointMapper, ObservationError, check_terms
@@ -141,6 +142,11 @@ class ControllerNode(LifecycleNode):
         # Outgoing messages are built once; each tick only replaces their data.
         self._cmd_msg = Float64MultiArray()
         self._action_msg = labelled_array(self.joint_names, np.zeros(len(self.joint_names)))
+        # The stamp of the joint state an action was computed from travels in two extra layout
+        # dimensions, so offline replay pairs actions with their inputs exactly (receive order
+        # across topics in a recording is not the order the controller saw them in).
+        self._action_msg.layout.dim.append(MultiArrayDimension(label=STAMP_SEC_LABEL))
+        self._action_msg.layout.dim.append(MultiArrayDimension(label=STAMP_NANOSEC_LABEL))
         max_age = self.cfg.stale_periods * self.period_s
         receive_age = not self.cfg.lock_step
         self._state_fresh = Freshness(max_age, check_receive_age=receive_age)
@@ -277,6 +283,7 @@ class ControllerNode(LifecycleNode):
             if (self._hold_low <= q).all() and (q <= self._hold_high).all():
                 self._hold_q = q
         self._state_stamp = stamp
+        self._state_stamp_msg = header_stamp
         self._state_fresh.update(stamp, received)
         self._maybe_tick_on_input()
 
@@ -380,6 +387,9 @@ class ControllerNode(LifecycleNode):
         if action is not None:
             cmd = self.limiter.command(self._q + action)
             self._action_msg.data = float_array(action)
+            dims = self._action_msg.layout.dim
+            dims[1].size = self._state_stamp_msg.sec
+            dims[2].size = self._state_stamp_msg.nanosec
             self._pub_action.publish(self._action_msg)
             self._hold_q = self._q
         else:

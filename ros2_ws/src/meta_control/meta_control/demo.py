@@ -54,6 +54,10 @@ class DemoConfig:
     """Also write the per-episode results and the summary to this JSON file."""
     log_dir: str = ""
     """Write each node's output to ``<log_dir>/<node>.log`` (default: discard)."""
+    record: str = ""
+    """Record the demo's topics to this rosbag2 directory (recorder_node; empty: no bag)."""
+    record_storage: str = "mcap"
+    """Bag storage: ``mcap`` or ``sqlite3``."""
 
 
 @dataclass
@@ -93,6 +97,25 @@ def _start(
         value = str(value).lower() if isinstance(value, bool) else value
         cmd += ["-p", f"{key}:={value}"]
     out = open(Path(log_dir) / f"{module}.log", "w") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _start_recorder(bag: str, storage: str, env: dict[str, str], log_dir: str):
+    if Path(bag).exists():
+        raise FileExistsError(f"bag {bag} already exists; choose a new --record path")
+    cmd = [
+        sys.executable,
+        "-m",
+        "meta_control.recorder_node",
+        "--ros-args",
+        "-p",
+        f"bag_path:={bag}",
+        "-p",
+        f"storage:={storage}",
+    ]
+    out = open(Path(log_dir) / "recorder_node.log", "w") if log_dir else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(
         cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -324,6 +347,9 @@ def run(cfg: DemoConfig) -> dict:
             cfg.log_dir,
         ),
     ]
+    if cfg.record:
+        # Last in the list: stopped last, so it drains what the others published.
+        procs.append(_start_recorder(cfg.record, cfg.record_storage, env, cfg.log_dir))
     import rclpy
     from lifecycle_msgs.msg import Transition
 
@@ -377,12 +403,16 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
         "episode_timeout_s": "give up on an episode after this many seconds",
         "output_json": "also write results to this JSON file",
         "log_dir": "write each node's output to <log_dir>/<node>.log",
+        "record": "record the demo's topics to this new rosbag2 directory",
+        "record_storage": "bag storage: mcap or sqlite3",
     }
     defaults = DemoConfig()
     for name, help_text in helps.items():
         default = getattr(defaults, name)
         flag = "--" + name.replace("_", "-")
         kwargs = {"choices": ["pusher", "panda"]} if name == "robot" else {}
+        if name == "record_storage":
+            kwargs = {"choices": ["mcap", "sqlite3"]}
         parser.add_argument(flag, type=type(default), default=default, help=help_text, **kwargs)
     ns = parser.parse_args(argv)
     return DemoConfig(**vars(ns))
@@ -391,7 +421,17 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
 def main(argv: list[str] | None = None) -> int:
     """Console script ``meta-demo``."""
     cfg = parse_args(argv)
-    result = run(cfg)
+    if cfg.episodes < 1:
+        print("meta-demo: error: --episodes must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        result = run(cfg)
+    except (FileNotFoundError, FileExistsError, TimeoutError, RuntimeError) as exc:
+        print(f"meta-demo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("meta-demo: interrupted", file=sys.stderr)
+        return 130
     print_table(cfg, [EpisodeResult(**e) for e in result["episodes"]], result["summary"])
     if cfg.output_json:
         Path(cfg.output_json).write_text(json.dumps(result, indent=2))
