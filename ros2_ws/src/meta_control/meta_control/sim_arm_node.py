@@ -153,9 +153,6 @@ class SimArmNode(Node):
     def _publish_state(self) -> None:
         stamp = s_to_stamp(self._now_sim())
         n, obs = self.n, self._obs
-        clock = ClockMsg()
-        clock.clock = stamp
-        self._pub_clock.publish(clock)
         puck = PoseStamped()
         puck.header.stamp = stamp
         puck.header.frame_id = self.cfg.frame_id
@@ -174,6 +171,11 @@ class SimArmNode(Node):
         self._published_q = obs[:n].copy()
         self._sent_at = time.perf_counter()
         self._pub_js.publish(js)
+        # The clock goes last: a subscriber whose clock jumped (a new episode starts 1 s of sim
+        # time later) before the matching state arrived would see its last state as stale.
+        clock = ClockMsg()
+        clock.clock = stamp
+        self._pub_clock.publish(clock)
 
     def _step(self, offset: np.ndarray) -> dict:
         obs, _, _, _, info = self.env.step(offset)
