@@ -180,3 +180,19 @@ def test_scripted_demonstrations_enter_the_replay(tmp_path):
     with pytest.raises(ValueError, match="push env"):
         RDPGTrainer(RDPGConfig(**POINT, total_env_steps=100, demo_episodes=2,
                                run_dir=str(tmp_path), run_name="toy"))
+
+
+def test_panda_trains_exports_and_replays_in_the_runtime(tmp_path):
+    from meta_control.runtime import PolicyRuntime
+    from meta_train.export_run import export_run_policy
+
+    cfg = small_pusher(tmp_path, env_id="MetaPandaPush-v0", total_env_steps=400,
+                       demo_episodes=1)
+    trainer = RDPGTrainer(cfg)
+    assert trainer.obs_dim == 17 and trainer.act_dim == 7 and trainer.mu_dim == 28
+    trainer.train()
+    trainer.close()
+    path = export_run_policy(trainer.run_dir, tmp_path / "panda.onnx", which="final")
+    rt = PolicyRuntime(path)
+    assert rt.metadata.joint_names == [f"panda_joint{i}" for i in range(1, 8)]
+    assert rt.metadata.env_id == "MetaPandaPush-v0"
