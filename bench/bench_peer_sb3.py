@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import subprocess
@@ -51,15 +50,11 @@ OURS_CLI = REPO / ".venv" / "bin" / "meta-train"
 ENV_ID = "MetaPusherPush-v0"
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval (same formula as meta_train.evaluate.wilson_interval)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """The project's 95% Wilson interval (the peer venv has the project installed)."""
+    from meta_train.evaluate import wilson_interval as project_wilson
+
+    return project_wilson(successes, n)
 
 
 def make_env(env_id: str, dynamics: str = "train"):
