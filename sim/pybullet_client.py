@@ -6,13 +6,37 @@ client, so several envs can live in one process (vector envs, tests) without sha
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
-import pybullet_data
-from pybullet_utils import bullet_client
+
+
+@contextlib.contextmanager
+def _silenced(fd: int):
+    """Point a file descriptor at /dev/null for a moment: PyBullet's C code prints a build banner
+    (stderr) on import and ``argv[0]=`` (stdout) on every connection, which would interleave with
+    the tables our commands print."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _silenced(2):
+    import pybullet
+import pybullet_data  # noqa: E402
+from pybullet_utils import bullet_client  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -41,7 +65,8 @@ class PyBullet:
         self, render: bool = False, timestep_s: float = 0.002, solver_iterations: int = 50
     ) -> None:
         mode = pybullet.GUI if render else pybullet.DIRECT
-        self.client = bullet_client.BulletClient(connection_mode=mode)
+        with _silenced(1):
+            self.client = bullet_client.BulletClient(connection_mode=mode)
         self.client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self.timestep_s = float(timestep_s)
         self.client.setTimeStep(self.timestep_s)

@@ -11,10 +11,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet
 
 from sim.dynamics import DynamicsSpace, peng_space
-from sim.pybullet_client import PyBullet
+from sim.pybullet_client import PyBullet, pybullet
 from sim.robots import RobotSpec, get_robot
 
 NOMINAL_TABLE_HEIGHT_M = 0.75
