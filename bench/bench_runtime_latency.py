@@ -44,6 +44,9 @@ class BenchConfig:
     """Timed steps per contender."""
     warmup: int = 200
     """Untimed steps before timing."""
+    run: str = ""
+    """A training run directory: time its trained actor (kinematic features included) and its
+    export instead of a random network of the sizes above."""
     seed: int = 0
     """Seed for weights and inputs."""
 
@@ -95,18 +98,34 @@ def main(cfg: BenchConfig) -> None:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(1)
     scale = 0.1
-    actor = RecurrentActor(cfg.obs_dim, cfg.goal_dim, cfg.act_dim, scale, hidden=cfg.hidden)
-    actor.obs_norm.update(torch.randn(1000, cfg.obs_dim))
-    actor.goal_norm.update(torch.rand(1000, cfg.goal_dim) * 2 - 1)
-    actor.eval()
     rng = np.random.default_rng(cfg.seed)
     n = cfg.steps + cfg.warmup
-    obs = rng.uniform(-3, 3, size=(n, cfg.obs_dim))
-    goal = rng.uniform(-1, 1, size=(n, cfg.goal_dim))
+    if cfg.run:
+        from meta_train.export_run import export_run_policy
+        from meta_train.rdpg import load_actor_from_run
+
+        actor, _ = load_actor_from_run(cfg.run)
+        cfg.obs_dim, cfg.goal_dim, cfg.act_dim = actor.obs_dim, actor.goal_dim, actor.act_dim
+        cfg.hidden = actor.hidden
+    else:
+        actor = RecurrentActor(cfg.obs_dim, cfg.goal_dim, cfg.act_dim, scale, hidden=cfg.hidden)
+        actor.obs_norm.update(torch.randn(1000, cfg.obs_dim))
+        actor.goal_norm.update(torch.rand(1000, cfg.goal_dim) * 2 - 1)
+    actor.eval()
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_policy(actor, Path(tmp) / "bench.onnx", _metadata(cfg, scale))
+        if cfg.run:
+            path = export_run_policy(cfg.run, Path(tmp) / "bench.onnx")
+        else:
+            path = export_policy(actor, Path(tmp) / "bench.onnx", _metadata(cfg, scale))
         runtime = PolicyRuntime(path)
+        m = runtime.metadata
+        if cfg.run:  # inputs inside the ranges the model accepts
+            obs = rng.uniform(m.obs_low, m.obs_high, size=(n, cfg.obs_dim))
+            goal = rng.uniform(m.goal_low, m.goal_high, size=(n, cfg.goal_dim))
+        else:
+            obs = rng.uniform(-3, 3, size=(n, cfg.obs_dim))
+            goal = rng.uniform(-1, 1, size=(n, cfg.goal_dim))
         runtime_us = _time(lambda i: runtime.step(obs[i], goal[i]), cfg.steps, cfg.warmup)
 
     state = [actor.initial_state(1), torch.zeros(1, 1, cfg.act_dim)]
