@@ -11,10 +11,14 @@ fi
 stamp=.venv/.installed-$(cat requirements.lock pyproject.toml ros2_ws/src/meta_control/setup.py \
   | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  # torch==2.13.0 is the CPU wheel on disk; the lock pins every other package.
-  .venv/bin/python -m pip install --quiet -r requirements.lock
-  .venv/bin/python -m pip install --quiet --no-deps -e . -e ros2_ws/src/meta_control
+  echo "setting up .venv (first run, or dependencies changed) ..." >&2
+  log=.venv/setup.log
+  {
+    .venv/bin/python -m pip install --quiet --upgrade pip &&
+    # torch==2.13.0 is the CPU wheel on disk; the lock pins every other package.
+    .venv/bin/python -m pip install --quiet -r requirements.lock &&
+    .venv/bin/python -m pip install --quiet --no-deps -e . -e ros2_ws/src/meta_control
+  } >"$log" 2>&1 || { cat "$log" >&2; echo "setup failed (log: $log)" >&2; exit 1; }
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Reproduce the shipped models: models/pusher_policy.onnx (+ .json) and
+# models/pusher_estimator.onnx (+ .json, + _report.json). CPU only; see models/README.md for the
+# budget and the measured wall time. STEPS overrides the policy's training budget.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup.sh
+STEPS=${STEPS:-390000}
+RUN=runs/pusher_default
+.venv/bin/meta-train rdpg-her --preset pusher --total-env-steps "$STEPS" --run-dir runs \
+  --run-name pusher_default --final-eval-episodes 100
+.venv/bin/meta-train export "$RUN" --which best --out models/pusher_policy.onnx
+.venv/bin/meta-train estimator --policy-run "$RUN" --policy-which best \
+  --out models/pusher_estimator.onnx
