@@ -342,12 +342,15 @@ class RDPGTrainer:
         last_eval: dict = {}
         stats: dict = {}
         if self.iteration == 0 and self.demo_env is not None:
-            for _ in range(cfg.demo_episodes):
+            # Demonstrations count towards the budget; they never take all of it.
+            n_demo = min(cfg.demo_episodes, cfg.total_env_steps // (2 * self.horizon))
+            for _ in range(n_demo):
                 self.collect_demo()
-            bar.update(cfg.demo_episodes * self.horizon)
+            bar.update(n_demo * self.horizon)
         while self.env_steps + per_iter <= cfg.total_env_steps:
             stats = self.collect()
-            if self.demo_env is not None and self.rng.random() < cfg.demo_fraction:
+            if (self.demo_env is not None and self.rng.random() < cfg.demo_fraction
+                    and self.env_steps + self.horizon <= cfg.total_env_steps):
                 self.collect_demo()
                 bar.update(self.horizon)
             if self.replay.size * self.horizon >= cfg.batch_episodes and \

@@ -109,7 +109,8 @@ def test_cli_smoke_run_writes_run_artefacts(tmp_path, variant, capsys):
     rc = main(["rdpg-her", "--preset", "pusher", "--variant", variant, "--hidden", "16",
                "--total-env-steps", "400", "--updates-per-iteration", "2", "--batch-episodes",
                "4", "--warmup-episodes", "2", "--eval-every", "2", "--eval-episodes", "1",
-               "--checkpoint-every", "2", "--final-eval-episodes", "2", "--run-dir",
+               "--checkpoint-every", "2", "--final-eval-episodes", "2", "--demo-episodes", "2",
+               "--run-dir",
                str(tmp_path), "--run-name", "smoke", "--no-progress"])
     assert rc == 0
     run = tmp_path / "smoke"
