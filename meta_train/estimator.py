@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from meta_train.config import ConfigError
+from meta_train.config import ConfigError, _f
 from meta_train.evaluate import make_eval_env
 from meta_train.export import ModelMetadata, export_estimator
 from meta_train.export_run import contract_fields
@@ -32,9 +32,6 @@ from meta_train.rdpg import load_actor_from_run, resolve_device
 HISTORY_STEPS = (1, 5, 10, 20, 50, 100)
 OOD_WARMUP_STEPS = 10
 
-
-def _f(default, help: str):  # noqa: A002
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
