@@ -88,11 +88,17 @@ class ForwardKinematics(nn.Module):
         if sorted(i for i in index if i >= 0) != list(range(len(names))):
             raise ValueError(f"commanded joints {names} are not exactly the chain to {ee_link}")
         f = torch.float32
-        self.register_buffer("rot", torch.tensor(np.array(rots), dtype=f))
-        self.register_buffer("trans", torch.tensor(np.array(trans), dtype=f))
-        self.register_buffer("axes", torch.tensor(np.array(axes), dtype=f))
-        self.register_buffer("base", torch.tensor(list(base_position), dtype=f))
+        # Rodrigues with a constant axis: R(q) = I + sin(q) K + (1 - cos(q)) K^2, K = [axis]x.
+        # Precomputing K and K^2 keeps the exported graph small (a few nodes per joint).
+        skews = np.array([[[0.0, -a[2], a[1]], [a[2], 0.0, -a[0]], [-a[1], a[0], 0.0]]
+                          for a in np.asarray(axes, float)])
+        consts = {"rot": np.array(rots), "trans": np.array(trans), "skew": skews,
+                  "skew2": skews @ skews, "base": np.asarray(base_position, float)}
+        for name, value in consts.items():
+            self.register_buffer(name, torch.tensor(value, dtype=f), persistent=False)
         self.index = index
+        # Non-persistent: the chain comes from the URDF, not from training, so checkpoints
+        # neither store nor depend on it.
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         """``q [..., n]`` -> ``ee position [..., 3]`` (world frame)."""
@@ -103,21 +109,14 @@ class ForwardKinematics(nn.Module):
             p = p + (r @ self.trans[k].unsqueeze(-1)).squeeze(-1)
             r = r @ self.rot[k]
             if qi >= 0:
-                r = r @ _axis_angle(self.axes[k], q[..., qi])
+                a = q[..., qi, None, None]
+                r = r + r @ (torch.sin(a) * self.skew[k] + (1.0 - torch.cos(a)) * self.skew2[k])
         return p
 
 
-def _axis_angle(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices ``[..., 3, 3]`` about a fixed unit ``axis`` (Rodrigues)."""
-    x, y, z = axis[0], axis[1], axis[2]
-    c, s = torch.cos(angle), torch.sin(angle)
-    t = 1.0 - c
-    rows = [
-        [t * x * x + c, t * x * y - s * z, t * x * z + s * y],
-        [t * x * y + s * z, t * y * y + c, t * y * z - s * x],
-        [t * x * z - s * y, t * y * z + s * x, t * z * z + c],
-    ]
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
+def strip_kinematics(state: dict) -> dict:
+    """A state dict without forward-kinematics buffers (older checkpoints stored them)."""
+    return {k: v for k, v in state.items() if ".fk." not in k and not k.startswith("fk.")}
 
 
 class PushFeatures(nn.Module):

@@ -47,7 +47,12 @@ from meta_train.checkpoint import (
 )
 from meta_train.config import ConfigError, RDPGConfig, build_config, save_config
 from meta_train.evaluate import evaluate_actor, make_eval_env
-from meta_train.kinematics import Featurized, ForwardKinematics, PushFeatures
+from meta_train.kinematics import (
+    Featurized,
+    ForwardKinematics,
+    PushFeatures,
+    strip_kinematics,
+)
 from meta_train.networks import (
     FeedforwardActor,
     FeedforwardCritic,
@@ -435,10 +440,10 @@ class RDPGTrainer:
                 f"{self._dims()}"
             )
         try:
-            self.actor.load_state_dict(tg["actor"])
-            self.critic.load_state_dict(tg["critic"])
-            self.actor_target.load_state_dict(tg["actor_target"])
-            self.critic_target.load_state_dict(tg["critic_target"])
+            self.actor.load_state_dict(strip_kinematics(tg["actor"]))
+            self.critic.load_state_dict(strip_kinematics(tg["critic"]))
+            self.actor_target.load_state_dict(strip_kinematics(tg["actor_target"]))
+            self.critic_target.load_state_dict(strip_kinematics(tg["critic_target"]))
             optimizer_from_tensors(self.actor_opt, tg["actor_opt"], state["actor_opt"])
             optimizer_from_tensors(self.critic_opt, tg["critic_opt"], state["critic_opt"])
             self.replay.load_state_dict(ng["replay"])
@@ -489,7 +494,7 @@ def load_actor_from_run(run_dir, which: str = "best"):
     scale = [1.0] * d["act_dim"]  # replaced by the saved buffer below
     actor = build_actor(cfg, d["obs_dim"], d["goal_dim"], d["act_dim"], scale)
     try:
-        actor.load_state_dict(tg["actor"])
+        actor.load_state_dict(strip_kinematics(tg["actor"]))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: actor weights do not match its config ({e})") from None
     actor.eval()
