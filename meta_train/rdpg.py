@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import json
 import shutil
 import sys
 import time
@@ -500,6 +499,3 @@ def load_actor_from_run(run_dir, which: str = "best"):
     actor.eval()
     return actor, cfg
 
-
-def dump_json(obj, path: Path) -> None:
-    path.write_text(json.dumps(obj, indent=1))

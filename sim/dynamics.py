@@ -35,8 +35,8 @@ class DynamicsParam:
         law: ``uniform`` or ``log_uniform``.
         nominal: value used when randomization is off.
         units: physical units or ``x default`` for scale factors.
-        heldout_low, heldout_high: optional bands outside the range for out-of-distribution
-            evaluation; when None they are derived by :meth:`DynamicsSpace.heldout`.
+        floor: lower bound on held-out samples for parameters that must stay positive
+            (held-out bands themselves are derived by :meth:`DynamicsSpace.heldout`).
     """
 
     name: str
@@ -221,24 +221,6 @@ class DynamicsSpace:
         return np.stack(
             [p.denormalise(mu_norm[..., i]) for i, p in enumerate(self.params)], axis=-1
         )
-
-    def as_dict(self, mu: np.ndarray) -> dict[str, float]:
-        """Name -> value mapping of a mu vector."""
-        return {n: float(v) for n, v in zip(self.names, mu, strict=True)}
-
-    def describe(self) -> list[dict]:
-        """Serialisable description (names, ranges, laws, units) for metadata and configs."""
-        return [
-            {
-                "name": p.name,
-                "low": p.low,
-                "high": p.high,
-                "law": p.law,
-                "units": p.units,
-                "nominal": p.nominal,
-            }
-            for p in self.params
-        ]
 
 
 def peng_space(

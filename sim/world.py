@@ -7,7 +7,6 @@ gymnasium env (:mod:`sim.envs`) and the ROS 2 simulated arm node drive the same 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -295,9 +294,3 @@ class PushWorld:
     def close(self) -> None:
         self.sim.close()
 
-
-def puck_tipped(orientation: np.ndarray) -> bool:
-    """True when the puck is no longer upright (tilted more than 30 degrees)."""
-    x, y, z, w = orientation
-    up_z = 1.0 - 2.0 * (x * x + y * y)
-    return up_z < math.cos(math.radians(30))

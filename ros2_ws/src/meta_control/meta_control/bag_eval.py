@@ -480,6 +480,7 @@ def task_outcome(streams: Streams) -> dict[str, Any]:
     )
     for i, (start, end) in enumerate(zip(streams.goal_t, ends, strict=True)):
         j = _latest(streams.puck_t, np.array([end - 1]))[0]
+        stamped = False
         if by_stamp:
             # Episodes delimited by the input stamps of their actions (receive order across
             # topics cannot be trusted): the final state is the last puck pose stamped before
@@ -489,9 +490,8 @@ def task_outcome(streams: Streams) -> dict[str, Any]:
             if len(first) and first[0] >= 0:
                 k = int(np.searchsorted(ps, nxt[0], side="left")) - 1 if len(nxt) else len(ps) - 1
                 j = k if k >= 0 and ps[k] >= first[0] else -1
-                if j >= 0:
-                    start = min(start, int(streams.puck_t[j]))
-        if j < 0 or streams.puck_t[j] < start:
+                stamped = True
+        if j < 0 or (not stamped and streams.puck_t[j] < start):
             episodes.append({"episode": i, "final_distance_m": None})
             continue
         d = float(np.linalg.norm(streams.puck_xyz[j, :2] - streams.goal_xy[i]))
