@@ -18,9 +18,12 @@ every new goal (episode boundary), after any hold (input gap) and on a model swa
 The per-tick path allocates as little as it can: the observation buffer and the outgoing messages
 are built once at configure and only their data is replaced, float arrays go into messages as
 ``array.array`` (no per-element checks), nothing is logged per tick, and the statistics that
-``/diagnostics`` reports are computed only when it is published. The ``executor`` parameter
-selects rclpy's SingleThreadedExecutor (default) or the EventsExecutor (``events``, driven by a
-``spin_once`` loop), which costs less per message (see ``docs/benchmarks_ros.md``).
+``/diagnostics`` reports are computed only when it is published, the command is published
+before the action record, and once the model is loaded the garbage collector's view of the heap
+is frozen (``gc.freeze``) so full collections do not stall the loop. The ``executor`` parameter
+selects rclpy's EventsExecutor (``events``, the default, driven by a ``spin_once`` loop), which
+costs less per message, or the SingleThreadedExecutor (``single``); see
+``docs/benchmarks_ros.md``.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from meta_control.ros_common import (
     float_array,
     labelled_array,
     read_config,
+    settle_gc,
     spin_node,
 )
 from meta_control.runtime import InputRejected, ModelError, PolicyRuntime
@@ -192,6 +196,7 @@ class ControllerNode(LifecycleNode):
             f"configured {path} ({len(self.joint_names)} joints, {rate:.1f} Hz, "
             f"trigger={self.cfg.trigger}, lock_step={self.cfg.lock_step})"
         )
+        settle_gc()  # the model and the entities are loaded: keep full collections short
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -386,11 +391,6 @@ class ControllerNode(LifecycleNode):
                 reason = HoldReason.MODEL_ERROR
         if action is not None:
             cmd = self.limiter.command(self._q + action)
-            self._action_msg.data = float_array(action)
-            dims = self._action_msg.layout.dim
-            dims[1].size = self._state_stamp_msg.sec
-            dims[2].size = self._state_stamp_msg.nanosec
-            self._pub_action.publish(self._action_msg)
             self._hold_q = self._q
         else:
             self._needs_reset = True  # the recurrent history has a gap: start afresh
@@ -399,11 +399,18 @@ class ControllerNode(LifecycleNode):
                 return  # never measured a valid position: nothing safe to command
             self.holds[reason.value] += 1
             cmd = self.limiter.hold(self._hold_q)
+        # The command goes out first: it is on the arm's critical path, the action record is not.
         msg = self._cmd_msg
         msg.data = float_array(cmd)
         self._pub_cmd.publish(msg)
         self._last_command = msg
         self._last_reason = reason
+        if action is not None:
+            self._action_msg.data = float_array(action)
+            dims = self._action_msg.layout.dim
+            dims[1].size = self._state_stamp_msg.sec
+            dims[2].size = self._state_stamp_msg.nanosec
+            self._pub_action.publish(self._action_msg)
         t1 = time.perf_counter()
         self.compute_us.add((t1 - t0) * 1e6)
         if self._last_tick_steady is not None:
