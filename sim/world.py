@@ -18,6 +18,11 @@ from sim.robots import RobotSpec, get_robot
 NOMINAL_TABLE_HEIGHT_M = 0.75
 PUCK_RADIUS_M = 0.03
 PUCK_HEIGHT_M = 0.05
+# The puck slides and spins on the table but does not tip: its inertia about the horizontal axes
+# is scaled up by this factor (the MuJoCo pusher constrains its object to the plane the same
+# way). A free 5 cm puck pushed by the pin topples once friction exceeds ~0.7, well inside
+# Peng's [0.1, 5] friction range, which made many sampled tasks unsolvable.
+PUCK_TILT_INERTIA_SCALE = 1000.0
 BASE_CONTROL_PERIOD_S = 0.04  # Peng et al.: dt = 0.04 s + Exp(lambda)
 
 
@@ -112,7 +117,9 @@ class PushWorld:
             (cx, cy, NOMINAL_TABLE_HEIGHT_M + PUCK_HEIGHT_M / 2),
             (0.9, 0.2, 0.2, 1.0),
         )
-        self._puck_default_inertia = np.array(c.getDynamicsInfo(self.puck_uid, -1)[2]) / 0.25
+        self._puck_default_inertia = (
+            np.array(c.getDynamicsInfo(self.puck_uid, -1)[2]) / 0.25
+        ) * np.array([PUCK_TILT_INERTIA_SCALE, PUCK_TILT_INERTIA_SCALE, 1.0])
         self.goal_uid = sim.create_cylinder(
             "goal",
             PUCK_RADIUS_M,
@@ -293,4 +300,3 @@ class PushWorld:
 
     def close(self) -> None:
         self.sim.close()
-

@@ -123,7 +123,7 @@ def test_bad_env_arguments_raise(kwargs, error):
         gym.make("MetaPusherPush-v0", **kwargs)
 
 
-def test_scripted_pusher_solves_some_nominal_episodes():
+def test_scripted_pusher_solves_most_nominal_episodes():
     env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
     policy = ScriptedPusher(env)
     wins = 0
@@ -133,7 +133,7 @@ def test_scripted_pusher_solves_some_nominal_episodes():
         for _ in range(env.max_episode_steps):
             obs, _, _, _, info = env.step(policy(obs))
         wins += info["is_success_0.07"]
-    assert wins >= 3
+    assert wins >= 8  # 56 of 60 measured (seeds 1000-1059)
 
 
 def test_demo_command_runs(capsys):

@@ -82,3 +82,29 @@ def test_action_timestep_follows_exponential_law():
     n = np.array([w.sample_substeps(rng) for _ in range(3000)])
     assert n.min() >= 20 and abs(n.mean() - 24.0) < 0.3
     w.close()
+
+
+def test_puck_slides_but_does_not_tip_at_the_highest_friction():
+    """Pushed by the pin at friction 5 (top of Peng's range), the puck stays upright."""
+    w = PushWorld("pusher")
+    try:
+        space = w.dynamics_space
+        mu = space.nominal.copy()
+        mu[space.index("puck_friction")] = 5.0
+        tip = w.ee_position()
+        w.reset((tip[0] + 0.045, tip[1]), (tip[0] + 0.2, tip[1]), mu)
+        tip = w.ee_position()[:2]
+        start = w.puck_xy()
+        c = w.sim.client
+        worst_tilt = 0.0
+        for k in range(25):  # sweep the tip through the puck's position, towards +x
+            target = np.array([tip[0] + 0.006 * (k + 1), tip[1], w.table_height_m + 0.025])
+            q = c.calculateInverseKinematics(w.robot_uid, w.ee_index, list(target))
+            w.apply_command(np.asarray(q[: w.n_joints]))
+            w.step()
+            qx, qy, _, _ = w.read_state().puck_orientation
+            worst_tilt = max(worst_tilt, np.degrees(2 * np.arcsin(min(1.0, np.hypot(qx, qy)))))
+        assert np.linalg.norm(w.puck_xy() - start) > 0.03  # it was pushed
+        assert worst_tilt < 5.0
+    finally:
+        w.close()
