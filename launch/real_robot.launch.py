@@ -5,6 +5,10 @@ The arm's ``joint_state_broadcaster`` publishes ``/joint_states``; commands go t
 
     ros2 launch launch/real_robot.launch.py robot:=panda \
         command_topic:=/forward_position_controller/commands
+
+At 500 Hz and above, run the controller under real-time scheduling (as ros2_control runs its own
+loop), e.g. ``controller_prefix:='chrt -f 50'`` (needs CAP_SYS_NICE or an rtprio limit in
+/etc/security/limits.conf); docs/benchmarks_ros.md has the measured difference.
 """
 
 from launch import LaunchDescription
@@ -35,10 +39,16 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 "command_topic", default_value="/forward_position_controller/commands"
             ),
+            DeclareLaunchArgument(
+                "controller_prefix",
+                default_value="",
+                description="command prefix of the controller process, e.g. 'chrt -f 50'",
+            ),
             Node(
                 package="meta_control",
                 executable="controller_node",
                 name="meta_controller",
+                prefix=LaunchConfiguration("controller_prefix"),
                 parameters=[
                     PathJoinSubstitution([config, "controller.yaml"]),
                     {

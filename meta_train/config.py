@@ -68,6 +68,10 @@ class RDPGConfig:
                             "with exploration noise) added to the replay before learning "
                             "(Nair et al. 2018); they count towards total_env_steps")
     demo_fraction: float = _f(0.0, "probability per iteration of one more demonstration episode")
+    bc_weight: float = _f(0.0, "weight of a behaviour-cloning loss on demonstration episodes, "
+                          "applied only where the critic rates the demonstrated action above "
+                          "the actor's (Q-filter, Nair et al. 2018); 0 disables it")
+    bc_batch_episodes: int = _f(8, "demonstration episodes per behaviour-cloning batch")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
@@ -101,6 +105,11 @@ class RDPGConfig:
             raise ConfigError("ff_history needs history >= 1")
         if self.demo_episodes < 0 or not 0.0 <= self.demo_fraction <= 1.0:
             raise ConfigError("demo_episodes must be >= 0 and demo_fraction in [0, 1]")
+        if self.bc_weight < 0 or self.bc_batch_episodes < 1:
+            raise ConfigError("bc_weight must be >= 0 and bc_batch_episodes >= 1")
+        if self.bc_weight > 0 and not (self.demo_episodes or self.demo_fraction):
+            raise ConfigError("bc_weight > 0 needs demonstrations (demo_episodes or "
+                              "demo_fraction)")
         if self.noise_type not in ("gaussian", "ou"):
             raise ConfigError(f"noise_type must be 'gaussian' or 'ou', got {self.noise_type!r}")
         if self.her_strategy not in ("future", "final", "episode", "none"):

@@ -96,7 +96,8 @@ def evaluate_actor(
 
 @torch.no_grad()
 def evaluate_run(run_dir, episodes: int, dynamics: list[str], seed: int = 10_000) -> dict:
-    """Evaluate the latest checkpoint of a run on each dynamics setting."""
+    """Evaluate a run's best checkpoint (by its periodic evaluation; the latest when there is
+    no ``best`` yet) on each dynamics setting, with reset seeds ``seed + i``."""
     from meta_train.rdpg import load_actor_from_run
 
     actor, cfg = load_actor_from_run(run_dir)

@@ -277,7 +277,7 @@ class RDPGTrainer:
             obs, _, _, _, info = env.step(a)
             acts[t] = a
             o[t + 1], ag[t + 1] = obs["observation"], obs["achieved_goal"]
-        self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32))
+        self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32), demo=True)
         self.env_steps += t_max
 
     # --- learning -----------------------------------------------------------------------------
@@ -309,13 +309,42 @@ class RDPGTrainer:
         q_pi, _ = self.critic(obs[:, :horizon], goal, pi, prev[:, :horizon], mu_t)
         scale = self.actor.action_scale
         actor_loss = -q_pi.mean() + cfg.action_l2 * ((pi / scale) ** 2).mean()
+        out = {}
+        if cfg.bc_weight > 0 and self.replay.n_demos:
+            bc, kept = self._bc_loss()
+            actor_loss = actor_loss + cfg.bc_weight * bc
+            out = {"bc_loss": bc.item(), "bc_kept": kept}
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()
         self._soft_update()
         self.updates += 1
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(),
-                "q_mean": q.mean().item()}
+                "q_mean": q.mean().item(), **out}
+
+    def _bc_loss(self) -> tuple[torch.Tensor, float]:
+        """Behaviour cloning on whole demonstration episodes with the Q-filter (Nair et al.).
+
+        The actor replays each demonstration through its recurrent branch (the demonstrated
+        previous actions) and is pulled towards the demonstrated action only at steps where the
+        critic values that action above the actor's own. Returns the loss and the share of
+        steps kept by the filter.
+        """
+        cfg, dev = self.cfg, self.device
+        b = self.replay.sample_demos(cfg.bc_batch_episodes, self.rng)
+        t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
+        obs, act, prev, goal = t(b.obs), t(b.action), t(b.prev_action), t(b.goal)
+        horizon = act.shape[1]
+        mu = t(b.mu)[:, None].expand(-1, horizon, -1) if self.mu_dim else None
+        pin = actor_input(cfg.variant, cfg.history, obs, prev)
+        pi, _ = self.actor(pin[:, :horizon], goal, prev[:, :horizon])
+        with torch.no_grad():
+            q_demo, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu)
+            q_pi, _ = self.critic(obs[:, :horizon], goal, pi.detach(), prev[:, :horizon], mu)
+            keep = (q_demo > q_pi)[..., 0].float()
+        scale = self.actor.action_scale
+        err = (((pi - act) / scale) ** 2).sum(-1)
+        return (err * keep).sum() / keep.sum().clamp(min=1.0), keep.mean().item()
 
     @torch.no_grad()
     def _soft_update(self) -> None:

@@ -88,6 +88,7 @@ class EpisodeReplay:
         self.desired_goal = np.zeros((capacity, t, goal_dim), np.float32)
         self.mu = np.zeros((capacity, mu_dim), np.float32)
         self.moved = np.zeros(capacity, bool)
+        self.demo = np.zeros(capacity, bool)
         self.size = 0
         self.next = 0
 
@@ -97,10 +98,11 @@ class EpisodeReplay:
             return 0.0
         return self.her_k / (self.her_k + 1.0)
 
-    def add(self, obs, action, achieved_goal, desired_goal, mu) -> None:
+    def add(self, obs, action, achieved_goal, desired_goal, mu, demo: bool = False) -> None:
         """Store one episode: ``obs [T+1, .]``, ``action [T, .]``, ``achieved_goal [T+1, .]``,
-        ``desired_goal [T, .]``, ``mu [mu_dim]``."""
+        ``desired_goal [T, .]``, ``mu [mu_dim]``; ``demo`` marks a demonstration."""
         i = self.next
+        self.demo[i] = demo
         self.obs[i] = obs
         self.action[i] = action
         self.achieved_goal[i] = achieved_goal
@@ -133,6 +135,11 @@ class EpisodeReplay:
         reward = self.compute_reward(ag[:, 1:], goal, None).astype(np.float32)
         return goal, reward
 
+    @property
+    def n_demos(self) -> int:
+        """Demonstration episodes currently held."""
+        return int(self.demo[: self.size].sum())
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Sample ``batch_size`` episodes (with replacement) and relabel their goals."""
         if self.size == 0:
@@ -144,6 +151,19 @@ class EpisodeReplay:
                 k = int(round(self.moved_fraction * batch_size))
                 idx[:k] = moved[rng.integers(0, len(moved), size=k)]
         goal, reward = self.relabel(idx, rng)
+        return self._batch(idx, goal, reward)
+
+    def sample_demos(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
+        """Demonstration episodes with their original goals (for a behaviour-cloning loss)."""
+        demos = np.flatnonzero(self.demo[: self.size])
+        if not len(demos):
+            raise RuntimeError("the replay buffer holds no demonstrations")
+        idx = demos[rng.integers(0, len(demos), size=batch_size)]
+        goal = self.desired_goal[idx]
+        reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
+        return self._batch(idx, goal, reward.astype(np.float32))
+
+    def _batch(self, idx: np.ndarray, goal: np.ndarray, reward: np.ndarray) -> EpisodeBatch:
         action = self.action[idx]
         prev = np.concatenate([np.zeros_like(action[:, :1]), action], axis=1)
         return EpisodeBatch(
@@ -157,6 +177,7 @@ class EpisodeReplay:
             "obs": self.obs[: self.size], "action": self.action[: self.size],
             "achieved_goal": self.achieved_goal[: self.size],
             "desired_goal": self.desired_goal[: self.size], "mu": self.mu[: self.size],
+            "demo": self.demo[: self.size].astype(np.uint8),
             "counters": np.array([self.size, self.next], np.int64),
         }
 
@@ -172,6 +193,9 @@ class EpisodeReplay:
                     f"expected {arr.shape[1:]}"
                 )
             arr[:size] = state[name]
+        self.demo[:] = False
+        if "demo" in state:  # absent in checkpoints from before demonstrations were marked
+            self.demo[:size] = state["demo"].astype(bool)
         self.size, self.next = size, nxt
         ag = self.achieved_goal[:size]
         self.moved[:size] = np.linalg.norm(ag[:, -1] - ag[:, 0], axis=-1) > self.moved_threshold

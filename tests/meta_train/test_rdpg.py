@@ -183,6 +183,41 @@ def test_scripted_demonstrations_enter_the_replay(tmp_path):
                                run_dir=str(tmp_path), run_name="toy"))
 
 
+def test_behaviour_cloning_pulls_the_actor_towards_demonstrations_through_the_q_filter(
+    tmp_path,
+):
+    trainer = RDPGTrainer(small_pusher(tmp_path, demo_episodes=4, total_env_steps=400,
+                                       bc_weight=1.0, bc_batch_episodes=4))
+    for _ in range(4):
+        trainer.collect_demo()
+    assert trainer.replay.n_demos == 4
+    batch = trainer.replay.sample_demos(4, np.random.default_rng(0))
+    trainer.replay.sample_demos = lambda n, rng: batch
+    demo = torch.as_tensor(batch.action)
+
+    def critic(sign):  # Q = -sign * |a - a_demo|^2: sign 1 rates the demonstration best
+        return lambda obs, goal, a, prev, mu: (-sign * ((a - demo) ** 2).sum(-1, True), None)
+
+    trainer.critic = critic(1.0)
+    for group in trainer.actor_opt.param_groups:
+        group["lr"] = 1e-2
+    losses = []
+    for _ in range(30):
+        bc, kept = trainer._bc_loss()
+        assert kept == 1.0
+        trainer.actor_opt.zero_grad()
+        bc.backward()
+        trainer.actor_opt.step()
+        losses.append(bc.item())
+    assert losses[-1] < 0.8 * losses[0]
+    trainer.critic = critic(-1.0)  # the critic prefers the actor's own actions: no cloning
+    bc, kept = trainer._bc_loss()
+    assert kept == 0.0 and bc.item() == 0.0
+    trainer.close()
+    with pytest.raises(ValueError, match="demonstrations"):
+        RDPGConfig(bc_weight=1.0).validate()
+
+
 def test_panda_trains_exports_and_replays_in_the_runtime(tmp_path):
     from meta_control.runtime import PolicyRuntime
     from meta_train.export_run import export_run_policy
@@ -197,3 +232,19 @@ def test_panda_trains_exports_and_replays_in_the_runtime(tmp_path):
     rt = PolicyRuntime(path)
     assert rt.metadata.joint_names == [f"panda_joint{i}" for i in range(1, 8)]
     assert rt.metadata.env_id == "MetaPandaPush-v0"
+
+
+def test_table2_command_trains_and_evaluates_the_variants(tmp_path, capsys):
+    out = tmp_path / "table2.json"
+    code = main(["table2", "--env-id", "MetaPusherPush-v0", "--hidden", "16",
+                 "--total-env-steps", "400", "--batch-episodes", "4", "--warmup-episodes", "2",
+                 "--updates-per-iteration", "1", "--eval-every", "2", "--eval-episodes", "1",
+                 "--no-progress", "--run-dir", str(tmp_path), "--episodes", "2",
+                 "--variants", "lstm", "ff_history", "--out", str(out)])
+    assert code == 0
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"lstm", "ff_history"}
+    for r in results.values():
+        assert r["env_steps"] == 400 and r["train"]["episodes"] == 2
+        assert set(r) >= {"train", "heldout", "train_wall_s"}
+    assert "FF + 8 past states/actions" in capsys.readouterr().out

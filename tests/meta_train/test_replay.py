@@ -106,3 +106,20 @@ def test_moved_fraction_favours_episodes_where_the_object_moved():
     plain = EpisodeReplay(100, 2, 1, 1, 1, 0, reward_fn)
     plain.load_state_dict(buf.state_dict())
     assert plain.moved[7] and plain.moved.sum() == 1
+
+
+def test_demonstrations_are_marked_sampled_with_their_goals_and_roundtrip():
+    buf = EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn, her_strategy="future")
+    for i in range(6):
+        ag = np.array([[0.0], [0.0], [float(i)]])
+        buf.add(ag, np.full((2, 1), i), ag, np.full((2, 1), 100.0 + i), np.zeros(0),
+                demo=i in (2, 4))
+    assert buf.n_demos == 2
+    b = buf.sample_demos(50, np.random.default_rng(0))
+    assert set(b.action[:, 0, 0]) == {2.0, 4.0}
+    np.testing.assert_array_equal(b.goal[:, :, 0], 100.0 + b.action[:, :, 0])  # not relabelled
+    other = EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn)
+    other.load_state_dict(buf.state_dict())
+    assert np.flatnonzero(other.demo).tolist() == [2, 4]
+    with pytest.raises(RuntimeError, match="no demonstrations"):
+        EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn).sample_demos(1, np.random.default_rng(0))
