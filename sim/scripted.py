@@ -22,7 +22,8 @@ class ScriptedPusher:
     The push is closed loop: the tip aims at the contact point behind the puck on the current
     puck-goal line, advances at ``min(push_speed_m, push_gain * distance)`` per step (slow near
     the goal, so a sliding puck does not overshoot) and backs off once the puck is within
-    ``done_m``. Losing the puck (tip ahead of it or off the line) restarts the approach.
+    ``done_m``. A tip more than ``realign_m`` off the line steps back behind the puck onto it
+    before pushing on; losing the puck (tip beside or ahead of it) restarts the approach.
 
     Args:
         env: the (unwrapped) push env whose world is read.
@@ -30,6 +31,8 @@ class ScriptedPusher:
         push_speed_m: largest advance of the tip per control step while pushing (m).
         push_gain: advance per step as a fraction of the remaining puck-goal distance.
         done_m: puck-goal distance below which the tip backs off.
+        realign_m: lateral offset from the puck-goal line that interrupts the push to re-align.
+        lost_m: lateral offset at which the puck counts as lost.
     """
 
     def __init__(
@@ -39,12 +42,16 @@ class ScriptedPusher:
         push_speed_m: float = 0.015,
         push_gain: float = 0.3,
         done_m: float = 0.015,
+        realign_m: float = 0.01,
+        lost_m: float = 0.045,
     ) -> None:
         self.env = env
         self.standoff_m = standoff_m
         self.push_speed_m = push_speed_m
         self.push_gain = push_gain
         self.done_m = done_m
+        self.realign_m = realign_m
+        self.lost_m = lost_m
         self._phase = "approach"
 
     def reset(self) -> None:
@@ -78,11 +85,15 @@ class ScriptedPusher:
         speed = 0.03
         contact = PUCK_RADIUS_M + TIP_RADIUS_M
         if self._phase == "push":
-            if np.dot(rel, direction) > 0.0 or abs(np.dot(rel, side)) > 0.03:
+            lateral = abs(np.dot(rel, side))
+            if np.dot(rel, direction) > -0.01 or lateral > self.lost_m:
                 self._phase = "approach"  # lost the puck
                 target = waypoints["approach"]
             elif dist < self.done_m:
                 target = puck - direction * (contact + 0.03)  # done: back off
+            elif lateral > self.realign_m:
+                target = puck - direction * (contact + 0.015)  # back onto the line
+                speed = self.push_speed_m
             else:
                 advance = min(self.push_speed_m, self.push_gain * dist)
                 target = puck - direction * (contact - advance)
