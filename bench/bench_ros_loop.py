@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import hashlib
 import json
 import os
 import signal
@@ -396,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
             shipped = REPO / "models" / "pusher_policy.onnx"
             policy = str(shipped if shipped.is_file() else untrained_policy(Path(tmp), cfg.hidden))
         states = accepted(episode_states(), policy)
+        policy_sha = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
         if cfg.rt_priority > 0:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.rt_priority))
         try:
@@ -416,7 +418,13 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.output_json:
         Path(cfg.output_json).write_text(
             json.dumps(
-                {"policy": policy, "config": cfg.__dict__, "loadavg": load_before, "rows": rows},
+                {
+                    "policy": policy,
+                    "policy_sha256": policy_sha,
+                    "config": cfg.__dict__,
+                    "loadavg": load_before,
+                    "rows": rows,
+                },
                 indent=2,
             )
         )
