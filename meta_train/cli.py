@@ -61,7 +61,8 @@ def cmd_rdpg_her(args) -> int:
 def cmd_evaluate(args) -> int:
     from meta_train.evaluate import evaluate_run
 
-    results = evaluate_run(args.run_dir, args.episodes, args.dynamics, seed=args.seed)
+    results = evaluate_run(args.run_dir, args.episodes, args.dynamics, seed=args.seed,
+                           which=args.which)
     print(f"{'dynamics':<10} {'success@0.05 [95% CI]':<24} {'success@0.07 [95% CI]':<24}")
     for d, r in results.items():
         print(f"{d:<10} {r.row()}")
@@ -115,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamics", nargs="+", default=["train", "heldout"],
                    choices=["train", "heldout", "nominal"])
     p.add_argument("--seed", type=int, default=10_000)
+    p.add_argument("--which", default="best", choices=["best", "final", "latest"],
+                   help="checkpoint: best (by the periodic evaluation), final or latest")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 

@@ -95,12 +95,17 @@ def evaluate_actor(
 
 
 @torch.no_grad()
-def evaluate_run(run_dir, episodes: int, dynamics: list[str], seed: int = 10_000) -> dict:
-    """Evaluate a run's best checkpoint (by its periodic evaluation; the latest when there is
-    no ``best`` yet) on each dynamics setting, with reset seeds ``seed + i``."""
+def evaluate_run(
+    run_dir, episodes: int, dynamics: list[str], seed: int = 10_000, which: str = "best"
+) -> dict:
+    """Evaluate one checkpoint of a run on each dynamics setting, with reset seeds ``seed + i``.
+
+    ``which``: ``best`` (by the run's periodic evaluation; the latest when there is no ``best``
+    yet), ``final`` or ``latest``.
+    """
     from meta_train.rdpg import load_actor_from_run
 
-    actor, cfg = load_actor_from_run(run_dir)
+    actor, cfg = load_actor_from_run(run_dir, which)
     out = {}
     for d in dynamics:
         env = make_eval_env(cfg.env_id, cfg.env_kwargs, d)

@@ -248,3 +248,15 @@ def test_table2_command_trains_and_evaluates_the_variants(tmp_path, capsys):
         assert r["env_steps"] == 400 and r["train"]["episodes"] == 2
         assert set(r) >= {"train", "heldout", "train_wall_s"}
     assert "FF + 8 past states/actions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("which", ["best", "final", "latest"])
+def test_evaluate_command_picks_the_checkpoint(tmp_path, which):
+    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=200))
+    trainer.train()
+    trainer.close()
+    out = tmp_path / f"{which}.json"
+    assert main(["evaluate", str(trainer.run_dir), "--episodes", "2", "--which", which,
+                 "--dynamics", "train", "nominal", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"train", "nominal"} and result["train"]["episodes"] == 2
