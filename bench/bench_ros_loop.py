@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,7 @@ class BenchConfig:
     """Controller watchdog threshold in periods (2 is the deployment default); 0: 3 s worth,
     longer than the benchmark's pauses, so that no watchdog hold is ever published."""
     rt_priority: int = 0
+    pm_qos: bool = False
     """When > 0, run the arm and the controller under SCHED_FIFO at this priority."""
     output_json: str = ""
     """Write the results here as well."""
@@ -120,6 +122,17 @@ def untrained_policy(root: Path, hidden: int = 64) -> Path:
     from ros_helpers import export_models
 
     return export_models(root, hidden=hidden)[0]
+
+
+def open_pm_qos() -> int:
+    """Request 0 us CPU wake-up latency; the request lasts while the returned fd is open."""
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+        os.write(fd, struct.pack("<i", 0))
+    except OSError as exc:
+        msg = f"bench_ros_loop: --pm-qos: cannot write /dev/cpu_dma_latency ({exc})"
+        raise SystemExit(msg) from None
+    return fd
 
 
 def percentiles(x: np.ndarray) -> tuple[float, float, float]:
@@ -372,6 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the arm and the controller under SCHED_FIFO at this priority (needs "
         "CAP_SYS_NICE; the kernel's RT throttling still leaves 5%% to the rest)",
     )
+    parser.add_argument(
+        "--pm-qos",
+        action="store_true",
+        help="hold /dev/cpu_dma_latency at 0 us during the run (the PM QoS request cyclictest "
+        "and tuned's realtime profiles make): idle cores poll instead of halting, so a wake-up "
+        "does not pay the idle-exit latency (on a VM, a halted vCPU's return through the host)",
+    )
     parser.add_argument("--output-json", default="")
     args = parser.parse_args(argv)
     cfg = BenchConfig(
@@ -382,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         executors=tuple(args.executors),
         stale_periods=args.stale_periods,
         rt_priority=args.rt_priority,
+        pm_qos=args.pm_qos,
         output_json=args.output_json,
     )
     env = {
@@ -400,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         policy_sha = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
         if cfg.rt_priority > 0:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.rt_priority))
+        qos = open_pm_qos() if cfg.pm_qos else None
         try:
             rows = [
                 run_one(rate, ex, cfg, policy, states, env)
@@ -407,11 +429,14 @@ def main(argv: list[str] | None = None) -> int:
                 for ex in cfg.executors
             ]
         finally:
+            if qos is not None:
+                os.close(qos)  # closing the file withdraws the request
             if cfg.rt_priority > 0:
                 os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     print(
         f"policy: {policy}; {cfg.duration:g} s per rate and executor; stale_periods "
-        f"{cfg.stale_periods or '3 s'}; rt_priority {cfg.rt_priority}; {os.cpu_count()} cores; "
+        f"{cfg.stale_periods or '3 s'}; rt_priority {cfg.rt_priority}; pm_qos {cfg.pm_qos}; "
+        f"{os.cpu_count()} cores; "
         f"loadavg before {' '.join(load_before)}"
     )
     print(table(rows))

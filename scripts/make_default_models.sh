@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-STEPS=${STEPS:-360000}
+STEPS=${STEPS:-600000}
 RUN=runs/pusher_default
 .venv/bin/meta-train rdpg-her --preset pusher --total-env-steps "$STEPS" --run-dir runs \
   --run-name pusher_default --final-eval-episodes 100
-.venv/bin/meta-train export "$RUN" --which best --out models/pusher_policy.onnx
-.venv/bin/meta-train estimator --policy-run "$RUN" --policy-which best \
+.venv/bin/meta-train export "$RUN" --which final --out models/pusher_policy.onnx
+.venv/bin/meta-train estimator --policy-run "$RUN" --policy-which final \
   --out models/pusher_estimator.onnx

@@ -106,8 +106,8 @@ class ControllerConfig:
     executor: str = "events"
     """``events`` (default): rclpy's experimental EventsExecutor, driven by a ``spin_once`` loop
     (its ``spin()`` is broken in the Jazzy wheels); ``single``: rclpy's
-    SingleThreadedExecutor. The EventsExecutor needs about 1.4x less CPU per message, which is
-    what keeps 1 kHz free of drops (``docs/benchmarks_ros.md``). Read once at start-up."""
+    SingleThreadedExecutor. The EventsExecutor needs 1.4-1.6x less CPU per message at the same
+    latency (``docs/benchmarks_ros.md``). Read once at start-up."""
 
 
 @dataclass
