@@ -23,6 +23,14 @@ PUCK_HEIGHT_M = 0.05
 # way). A free 5 cm puck pushed by the pin topples once friction exceeds ~0.7, well inside
 # Peng's [0.1, 5] friction range, which made many sampled tasks unsolvable.
 PUCK_TILT_INERTIA_SCALE = 1000.0
+# The puck's base rests on the table over its whole face, so friction also resists spinning
+# about the vertical: torque (2/3) mu N R for a uniformly loaded disc. Bullet's cylinder touches
+# the table at a few rim points, and without this torque a spun puck "rolls" on its rim with the
+# contact point at rest, so sliding friction never stops it (a puck of friction 4 coasted
+# 0.3 m at 0.4 m/s spinning at 14 rad/s). Bullet's spinning friction is that torque per unit
+# normal force.
+PUCK_SPIN_FRICTION_ARM_M = 2.0 / 3.0 * PUCK_RADIUS_M
+TABLE_FRICTION = 1.0  # Bullet multiplies the two bodies' coefficients
 BASE_CONTROL_PERIOD_S = 0.04  # Peng et al.: dt = 0.04 s + Exp(lambda)
 
 
@@ -108,7 +116,7 @@ class PushWorld:
             (cx, cy, NOMINAL_TABLE_HEIGHT_M - 0.025),
             (0.75, 0.7, 0.6, 1.0),
         )
-        c.changeDynamics(self.table_uid, -1, lateralFriction=1.0)
+        c.changeDynamics(self.table_uid, -1, lateralFriction=TABLE_FRICTION)
         self.puck_uid = sim.create_cylinder(
             "puck",
             PUCK_RADIUS_M,
@@ -179,6 +187,7 @@ class PushWorld:
             mass=puck_mass,
             localInertiaDiagonal=list(self._puck_default_inertia * puck_mass),
             lateralFriction=mu[space.index("puck_friction")],
+            spinningFriction=mu[space.index("puck_friction")] * PUCK_SPIN_FRICTION_ARM_M,
             linearDamping=mu[space.index("puck_damping")],
             angularDamping=mu[space.index("puck_damping")],
         )
