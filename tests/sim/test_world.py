@@ -108,3 +108,31 @@ def test_puck_slides_but_does_not_tip_at_the_highest_friction():
         assert worst_tilt < 5.0
     finally:
         w.close()
+
+
+def test_a_spun_puck_stops_like_a_disc_on_its_face():
+    """Spinning and sliding at friction 4, the puck stops within a Coulomb-law distance.
+
+    Bullet's cylinder rests on a few rim points; without spinning friction a spun puck rolls
+    on its rim with the contact at rest and coasts for tens of centimetres.
+    """
+    w = PushWorld("pusher")
+    try:
+        space = w.dynamics_space
+        mu = space.nominal.copy()
+        mu[space.index("puck_friction")] = 4.0
+        mu[space.index("puck_damping")] = 0.01
+        tip = w.ee_position()
+        w.reset((tip[0] + 0.15, tip[1]), (tip[0] + 0.3, tip[1]), mu)
+        start = w.puck_xy()
+        v = 0.35  # m/s; with 14 rad/s of spin the rim point on the table is at rest
+        # A slight tilting rate, as a push gives it, puts the puck on one rim point.
+        w.sim.client.resetBaseVelocity(w.puck_uid, [v, 0.0, 0.0], [0.5, 0.0, -14.0])
+        for _ in range(25):  # 1 s
+            w.step()
+        travel = np.linalg.norm(w.puck_xy() - start)
+        spin = w.sim.client.getBaseVelocity(w.puck_uid)[1][2]
+        assert travel < 0.02  # 0.32 m without spinning friction
+        assert abs(spin) < 0.5  # 10.5 rad/s without
+    finally:
+        w.close()
