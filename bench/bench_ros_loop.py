@@ -64,10 +64,24 @@ class BenchConfig:
     """Controller watchdog threshold in periods (2 is the deployment default); 0: 3 s worth,
     longer than the benchmark's pauses, so that no watchdog hold is ever published."""
     rt_priority: int = 0
-    pm_qos: bool = False
     """When > 0, run the arm and the controller under SCHED_FIFO at this priority."""
+    pm_qos: bool = False
+    """Hold /dev/cpu_dma_latency at 0 during the run."""
+    pin: bool = False
+    """Pin the arm to the first CPU and the controller to the second (all their threads)."""
     output_json: str = ""
     """Write the results here as well."""
+
+
+ALLOWED_CPUS = sorted(os.sched_getaffinity(0))  # before --pin narrows this process's own
+
+
+def pinned_cpus() -> tuple[int, int]:
+    """The CPUs ``--pin`` uses: the arm on the first allowed CPU, the controller on the second."""
+    cpus = ALLOWED_CPUS
+    if len(cpus) < 2:
+        raise SystemExit("error: --pin needs at least 2 CPUs")
+    return cpus[0], cpus[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -171,6 +185,8 @@ def run_one(
         cmd += ["-p", f"{key}:={value}"]
     if cfg.rt_priority > 0:
         cmd = ["chrt", "-f", str(cfg.rt_priority), *cmd]
+    if cfg.pin:
+        cmd = ["taskset", "-c", str(pinned_cpus()[1]), *cmd]
     ctrl = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -392,6 +408,12 @@ def main(argv: list[str] | None = None) -> int:
         "and tuned's realtime profiles make): idle cores poll instead of halting, so a wake-up "
         "does not pay the idle-exit latency (on a VM, a halted vCPU's return through the host)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the arm (this process) to the first CPU and the controller to the second, "
+        "with all their threads (as `taskset -c N` in a launch prefix does on a robot)",
+    )
     parser.add_argument("--output-json", default="")
     args = parser.parse_args(argv)
     cfg = BenchConfig(
@@ -403,6 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         stale_periods=args.stale_periods,
         rt_priority=args.rt_priority,
         pm_qos=args.pm_qos,
+        pin=args.pin,
         output_json=args.output_json,
     )
     env = {
@@ -422,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.rt_priority > 0:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.rt_priority))
         qos = open_pm_qos() if cfg.pm_qos else None
+        allowed = os.sched_getaffinity(0)
+        if cfg.pin:
+            os.sched_setaffinity(0, {pinned_cpus()[0]})
         try:
             rows = [
                 run_one(rate, ex, cfg, policy, states, env)
@@ -429,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                 for ex in cfg.executors
             ]
         finally:
+            os.sched_setaffinity(0, allowed)
             if qos is not None:
                 os.close(qos)  # closing the file withdraws the request
             if cfg.rt_priority > 0:
@@ -436,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"policy: {policy}; {cfg.duration:g} s per rate and executor; stale_periods "
         f"{cfg.stale_periods or '3 s'}; rt_priority {cfg.rt_priority}; pm_qos {cfg.pm_qos}; "
+        f"pin {cfg.pin}; "
         f"{os.cpu_count()} cores; "
         f"loadavg before {' '.join(load_before)}"
     )

