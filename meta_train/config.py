@@ -72,6 +72,8 @@ class RDPGConfig:
                           "applied only where the critic rates the demonstrated action above "
                           "the actor's (Q-filter, Nair et al. 2018); 0 disables it")
     bc_batch_episodes: int = _f(8, "demonstration episodes per behaviour-cloning batch")
+    bc_q_filter: bool = _f(True, "clone only where the critic prefers the demonstrated action "
+                           "(Q-filter); off: clone every demonstrated step")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")

@@ -327,8 +327,8 @@ class RDPGTrainer:
 
         The actor replays each demonstration through its recurrent branch (the demonstrated
         previous actions) and is pulled towards the demonstrated action only at steps where the
-        critic values that action above the actor's own. Returns the loss and the share of
-        steps kept by the filter.
+        critic values that action above the actor's own (``bc_q_filter``; without it, at every
+        demonstrated step). Returns the loss and the share of steps kept.
         """
         cfg, dev = self.cfg, self.device
         b = self.replay.sample_demos(cfg.bc_batch_episodes, self.rng)
@@ -338,12 +338,14 @@ class RDPGTrainer:
         mu = t(b.mu)[:, None].expand(-1, horizon, -1) if self.mu_dim else None
         pin = actor_input(cfg.variant, cfg.history, obs, prev)
         pi, _ = self.actor(pin[:, :horizon], goal, prev[:, :horizon])
+        scale = self.actor.action_scale
+        err = (((pi - act) / scale) ** 2).sum(-1)
+        if not cfg.bc_q_filter:
+            return err.mean(), 1.0
         with torch.no_grad():
             q_demo, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu)
             q_pi, _ = self.critic(obs[:, :horizon], goal, pi.detach(), prev[:, :horizon], mu)
             keep = (q_demo > q_pi)[..., 0].float()
-        scale = self.actor.action_scale
-        err = (((pi - act) / scale) ** 2).sum(-1)
         return (err * keep).sum() / keep.sum().clamp(min=1.0), keep.mean().item()
 
     @torch.no_grad()

@@ -213,6 +213,9 @@ def test_behaviour_cloning_pulls_the_actor_towards_demonstrations_through_the_q_
     trainer.critic = critic(-1.0)  # the critic prefers the actor's own actions: no cloning
     bc, kept = trainer._bc_loss()
     assert kept == 0.0 and bc.item() == 0.0
+    trainer.cfg.bc_q_filter = False  # unfiltered: clones every step whatever the critic says
+    bc, kept = trainer._bc_loss()
+    assert kept == 1.0 and bc.item() > 0.0
     trainer.close()
     with pytest.raises(ValueError, match="demonstrations"):
         RDPGConfig(bc_weight=1.0).validate()
