@@ -78,10 +78,9 @@ ALLOWED_CPUS = sorted(os.sched_getaffinity(0))  # before --pin narrows this proc
 
 def pinned_cpus() -> tuple[int, int]:
     """The CPUs ``--pin`` uses: the arm on the first allowed CPU, the controller on the second."""
-    cpus = ALLOWED_CPUS
-    if len(cpus) < 2:
+    if len(ALLOWED_CPUS) < 2:
         raise SystemExit("error: --pin needs at least 2 CPUs")
-    return cpus[0], cpus[1]
+    return ALLOWED_CPUS[0], ALLOWED_CPUS[1]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -445,7 +444,6 @@ def main(argv: list[str] | None = None) -> int:
         if cfg.rt_priority > 0:
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.rt_priority))
         qos = open_pm_qos() if cfg.pm_qos else None
-        allowed = os.sched_getaffinity(0)
         if cfg.pin:
             os.sched_setaffinity(0, {pinned_cpus()[0]})
         try:
@@ -455,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                 for ex in cfg.executors
             ]
         finally:
-            os.sched_setaffinity(0, allowed)
+            os.sched_setaffinity(0, ALLOWED_CPUS)
             if qos is not None:
                 os.close(qos)  # closing the file withdraws the request
             if cfg.rt_priority > 0:

@@ -359,12 +359,10 @@ def run(cfg: DemoConfig) -> dict:
         driver = _Driver(procs)
         driver.lifecycle(Transition.TRANSITION_CONFIGURE, "configure")
         driver.lifecycle(Transition.TRANSITION_ACTIVATE, "activate")
-        # Every subscriber of the goal (arm, controller, estimator, and the recorder when
-        # recording: it starts last and is the slowest to come up) must be matched before the
-        # first episode starts, or the bag misses its beginning.
-        n_subscribers = 4 if cfg.record else 3
+        # Every started process subscribes to the goal (the recorder too, the slowest to come
+        # up) and must be matched before the first episode starts, or it misses the beginning.
         driver.spin_until(
-            lambda: driver.goal_pub.get_subscription_count() >= n_subscribers,
+            lambda: driver.goal_pub.get_subscription_count() >= len(procs),
             30.0,
             "waiting for the nodes to subscribe to /goal_pose",
         )
