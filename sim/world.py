@@ -26,9 +26,9 @@ PUCK_TILT_INERTIA_SCALE = 1000.0
 # The puck's base rests on the table over its whole face, so friction also resists spinning
 # about the vertical: torque (2/3) mu N R for a uniformly loaded disc. Bullet's cylinder touches
 # the table at a few rim points, and without this torque a spun puck "rolls" on its rim with the
-# contact point at rest, so sliding friction never stops it (a puck of friction 4 coasted
-# 0.3 m at 0.4 m/s spinning at 14 rad/s). Bullet's spinning friction is that torque per unit
-# normal force.
+# contact point at rest, so sliding friction never stops it (a slightly tilted puck of
+# friction 4 set sliding at 0.35 m/s, spinning at 14 rad/s, travelled 0.32 m in 1 s; see
+# tests/sim/test_world.py). Bullet's spinning friction is that torque per unit normal force.
 PUCK_SPIN_FRICTION_ARM_M = 2.0 / 3.0 * PUCK_RADIUS_M
 TABLE_FRICTION = 1.0  # Bullet multiplies the two bodies' coefficients
 BASE_CONTROL_PERIOD_S = 0.04  # Peng et al.: dt = 0.04 s + Exp(lambda)
