@@ -74,6 +74,11 @@ class RDPGConfig:
     bc_batch_episodes: int = _f(8, "demonstration episodes per behaviour-cloning batch")
     bc_q_filter: bool = _f(True, "clone only where the critic prefers the demonstrated action "
                            "(Q-filter); off: clone every demonstrated step")
+    expert_labels: bool = _f(False, "push envs: the privileged scripted pusher labels every "
+                             "state of every collected episode with its action (DAgger, Ross "
+                             "et al. 2011) and the behaviour-cloning loss uses these labels on "
+                             "all episodes (original goals, Q-filtered) instead of the "
+                             "demonstrations' executed actions")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
@@ -109,9 +114,13 @@ class RDPGConfig:
             raise ConfigError("demo_episodes must be >= 0 and demo_fraction in [0, 1]")
         if self.bc_weight < 0 or self.bc_batch_episodes < 1:
             raise ConfigError("bc_weight must be >= 0 and bc_batch_episodes >= 1")
-        if self.bc_weight > 0 and not (self.demo_episodes or self.demo_fraction):
+        if self.bc_weight > 0 and not (self.demo_episodes or self.demo_fraction
+                                       or self.expert_labels):
             raise ConfigError("bc_weight > 0 needs demonstrations (demo_episodes or "
-                              "demo_fraction)")
+                              "demo_fraction) or expert_labels")
+        if self.expert_labels and self.bc_weight <= 0:
+            raise ConfigError("expert_labels are used only by the behaviour-cloning loss; "
+                              "set bc_weight > 0")
         if self.noise_type not in ("gaussian", "ou"):
             raise ConfigError(f"noise_type must be 'gaussian' or 'ou', got {self.noise_type!r}")
         if self.her_strategy not in ("future", "final", "episode", "none"):

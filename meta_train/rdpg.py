@@ -46,6 +46,8 @@ from meta_train.checkpoint import (
 )
 from meta_train.config import ConfigError, RDPGConfig, build_config, save_config
 from meta_train.evaluate import evaluate_actor, make_eval_env
+from meta_train.expert import INFO_KEY as EXPERT_KEY
+from meta_train.expert import ExpertActionInfo
 from meta_train.kinematics import (
     Featurized,
     ForwardKinematics,
@@ -75,14 +77,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def make_env(cfg: RDPGConfig, **extra):
-    """One training env for the config (nominal dynamics for ff_norand)."""
+    """One training env for the config (nominal dynamics for ff_norand; expert labels in the
+    info when ``expert_labels``)."""
     kw = dict(cfg.env_kwargs)
     if cfg.variant == "ff_norand":
         kw["randomize"] = False
     kw.update(extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return gym.make(cfg.env_id, **kw)
+        env = gym.make(cfg.env_id, **kw)
+    if cfg.expert_labels:
+        try:
+            env = ExpertActionInfo(env)
+        except ValueError as e:
+            raise ConfigError(f"{cfg.env_id}: {e}") from None
+    return env
 
 
 def push_features(cfg: RDPGConfig, act_dim: int, history: int = 0) -> PushFeatures | None:
@@ -213,12 +222,15 @@ class RDPGTrainer:
         ag = np.zeros((n, t_max + 1, self.goal_dim), np.float32)
         dg = np.zeros((n, t_max, self.goal_dim), np.float32)
         acts = np.zeros((n, t_max, self.act_dim), np.float32)
+        labels = np.zeros((n, t_max, self.act_dim), np.float32) if cfg.expert_labels else None
         o[:, 0], ag[:, 0] = obs["observation"], obs["achieved_goal"]
         warm = self.iteration * n < cfg.warmup_episodes
         policy = BatchPolicy(self.actor, cfg.variant, cfg.history, n, self.device)
         ou = np.zeros((n, self.act_dim))
         for t in range(t_max):
             dg[:, t] = obs["desired_goal"]
+            if labels is not None:
+                labels[:, t] = info[EXPERT_KEY]
             white = self.rng.normal(0, cfg.noise_std, (n, self.act_dim))
             if cfg.noise_type == "ou":  # x <- x - theta x + sigma N(0, 1)  (Lillicrap et al.)
                 ou = ou * (1.0 - cfg.ou_theta) + white
@@ -240,7 +252,8 @@ class RDPGTrainer:
             acts[:, t] = a
             o[:, t + 1], ag[:, t + 1] = obs["observation"], obs["achieved_goal"]
         for i in range(n):
-            self.replay.add(o[i], acts[i], ag[i], dg[i], mu[i])
+            self.replay.add(o[i], acts[i], ag[i], dg[i], mu[i],
+                            expert_action=None if labels is None else labels[i])
         self.env_steps += n * t_max
         # normalisers: actor input (stacked for ff_history) and critic input
         with torch.no_grad():
@@ -267,17 +280,20 @@ class RDPGTrainer:
         ag = np.zeros((t_max + 1, self.goal_dim), np.float32)
         dg = np.zeros((t_max, self.goal_dim), np.float32)
         acts = np.zeros((t_max, self.act_dim), np.float32)
+        labels = np.zeros((t_max, self.act_dim), np.float32)
         o[0], ag[0] = obs["observation"], obs["achieved_goal"]
         ou = np.zeros(self.act_dim)
         for t in range(t_max):
             dg[t] = obs["desired_goal"]
             ou = ou * (1.0 - cfg.ou_theta) + self.rng.normal(0, 0.5 * cfg.noise_std, self.act_dim)
-            a = np.clip(self.demo_policy(obs) + ou * self.action_scale, -self.action_scale,
+            labels[t] = self.demo_policy(obs)
+            a = np.clip(labels[t] + ou * self.action_scale, -self.action_scale,
                         self.action_scale).astype(np.float32)
             obs, _, _, _, info = env.step(a)
             acts[t] = a
             o[t + 1], ag[t + 1] = obs["observation"], obs["achieved_goal"]
-        self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32), demo=True)
+        self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32), demo=True,
+                        expert_action=labels)
         self.env_steps += t_max
 
     # --- learning -----------------------------------------------------------------------------
@@ -310,7 +326,8 @@ class RDPGTrainer:
         scale = self.actor.action_scale
         actor_loss = -q_pi.mean() + cfg.action_l2 * ((pi / scale) ** 2).mean()
         out = {}
-        if cfg.bc_weight > 0 and self.replay.n_demos:
+        if cfg.bc_weight > 0 and (self.replay.n_labelled if cfg.expert_labels
+                                  else self.replay.n_demos):
             bc, kept = self._bc_loss()
             actor_loss = actor_loss + cfg.bc_weight * bc
             out = {"bc_loss": bc.item(), "bc_kept": kept}
@@ -323,17 +340,24 @@ class RDPGTrainer:
                 "q_mean": q.mean().item(), **out}
 
     def _bc_loss(self) -> tuple[torch.Tensor, float]:
-        """Behaviour cloning on whole demonstration episodes with the Q-filter (Nair et al.).
+        """Behaviour cloning on whole episodes with the Q-filter (Nair et al. 2018).
 
-        The actor replays each demonstration through its recurrent branch (the demonstrated
-        previous actions) and is pulled towards the demonstrated action only at steps where the
-        critic values that action above the actor's own (``bc_q_filter``; without it, at every
-        demonstrated step). Returns the loss and the share of steps kept.
+        The actor replays each episode through its recurrent branch (the executed previous
+        actions) and is pulled towards the target action only at steps where the critic values
+        that action above the actor's own (``bc_q_filter``; without it, at every step). The
+        targets are the demonstrations' executed actions, or with ``expert_labels`` the expert's
+        label of every state of every stored episode, the actor's own included (DAgger).
+        Returns the loss and the share of steps kept.
         """
         cfg, dev = self.cfg, self.device
-        b = self.replay.sample_demos(cfg.bc_batch_episodes, self.rng)
+        if cfg.expert_labels:
+            b = self.replay.sample_labelled(cfg.bc_batch_episodes, self.rng)
+            target = b.expert_action
+        else:
+            b = self.replay.sample_demos(cfg.bc_batch_episodes, self.rng)
+            target = b.action
         t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
-        obs, act, prev, goal = t(b.obs), t(b.action), t(b.prev_action), t(b.goal)
+        obs, act, prev, goal = t(b.obs), t(target), t(b.prev_action), t(b.goal)
         horizon = act.shape[1]
         mu = t(b.mu)[:, None].expand(-1, horizon, -1) if self.mu_dim else None
         pin = actor_input(cfg.variant, cfg.history, obs, prev)

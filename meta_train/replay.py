@@ -34,6 +34,7 @@ class EpisodeBatch(NamedTuple):
     reward: np.ndarray  # [B, T]
     mu: np.ndarray  # [B, mu_dim]
     achieved_goal: np.ndarray  # [B, T+1, goal_dim]
+    expert_action: np.ndarray | None = None  # [B, T, act_dim] (labelled batches only)
 
 
 class EpisodeReplay:
@@ -89,6 +90,8 @@ class EpisodeReplay:
         self.mu = np.zeros((capacity, mu_dim), np.float32)
         self.moved = np.zeros(capacity, bool)
         self.demo = np.zeros(capacity, bool)
+        self.expert_action = np.zeros((capacity, t, act_dim), np.float32)
+        self.labelled = np.zeros(capacity, bool)
         self.size = 0
         self.next = 0
 
@@ -98,11 +101,16 @@ class EpisodeReplay:
             return 0.0
         return self.her_k / (self.her_k + 1.0)
 
-    def add(self, obs, action, achieved_goal, desired_goal, mu, demo: bool = False) -> None:
+    def add(self, obs, action, achieved_goal, desired_goal, mu, demo: bool = False,
+            expert_action=None) -> None:
         """Store one episode: ``obs [T+1, .]``, ``action [T, .]``, ``achieved_goal [T+1, .]``,
-        ``desired_goal [T, .]``, ``mu [mu_dim]``; ``demo`` marks a demonstration."""
+        ``desired_goal [T, .]``, ``mu [mu_dim]``; ``demo`` marks a demonstration and
+        ``expert_action [T, .]`` is the expert's label of each visited state (or None)."""
         i = self.next
         self.demo[i] = demo
+        self.labelled[i] = expert_action is not None
+        if expert_action is not None:
+            self.expert_action[i] = expert_action
         self.obs[i] = obs
         self.action[i] = action
         self.achieved_goal[i] = achieved_goal
@@ -163,12 +171,28 @@ class EpisodeReplay:
         reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
         return self._batch(idx, goal, reward.astype(np.float32))
 
-    def _batch(self, idx: np.ndarray, goal: np.ndarray, reward: np.ndarray) -> EpisodeBatch:
+    @property
+    def n_labelled(self) -> int:
+        """Episodes currently held whose states carry expert action labels."""
+        return int(self.labelled[: self.size].sum())
+
+    def sample_labelled(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
+        """Expert-labelled episodes with their original goals and ``expert_action`` (DAgger)."""
+        labelled = np.flatnonzero(self.labelled[: self.size])
+        if not len(labelled):
+            raise RuntimeError("the replay buffer holds no expert-labelled episodes")
+        idx = labelled[rng.integers(0, len(labelled), size=batch_size)]
+        goal = self.desired_goal[idx]
+        reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
+        return self._batch(idx, goal, reward.astype(np.float32), self.expert_action[idx])
+
+    def _batch(self, idx: np.ndarray, goal: np.ndarray, reward: np.ndarray,
+               expert_action: np.ndarray | None = None) -> EpisodeBatch:
         action = self.action[idx]
         prev = np.concatenate([np.zeros_like(action[:, :1]), action], axis=1)
         return EpisodeBatch(
             obs=self.obs[idx], action=action, prev_action=prev, goal=goal, reward=reward,
-            mu=self.mu[idx], achieved_goal=self.achieved_goal[idx],
+            mu=self.mu[idx], achieved_goal=self.achieved_goal[idx], expert_action=expert_action,
         )
 
     # --- persistence (checkpoint/resume) ------------------------------------------------------
@@ -178,6 +202,8 @@ class EpisodeReplay:
             "achieved_goal": self.achieved_goal[: self.size],
             "desired_goal": self.desired_goal[: self.size], "mu": self.mu[: self.size],
             "demo": self.demo[: self.size].astype(np.uint8),
+            "labelled": self.labelled[: self.size].astype(np.uint8),
+            "expert_action": self.expert_action[: self.size],
             "counters": np.array([self.size, self.next], np.int64),
         }
 
@@ -196,6 +222,15 @@ class EpisodeReplay:
         self.demo[:] = False
         if "demo" in state:  # absent in checkpoints from before demonstrations were marked
             self.demo[:size] = state["demo"].astype(bool)
+        self.labelled[:] = False
+        if "labelled" in state:  # absent in checkpoints from before expert labels
+            if state["expert_action"].shape[1:] != self.expert_action.shape[1:]:
+                raise ValueError(
+                    f"checkpoint buffer field 'expert_action' has shape "
+                    f"{state['expert_action'].shape[1:]}, expected {self.expert_action.shape[1:]}"
+                )
+            self.labelled[:size] = state["labelled"].astype(bool)
+            self.expert_action[:size] = state["expert_action"]
         self.size, self.next = size, nxt
         ag = self.achieved_goal[:size]
         self.moved[:size] = np.linalg.norm(ag[:, -1] - ag[:, 0], axis=-1) > self.moved_threshold

@@ -263,3 +263,29 @@ def test_evaluate_command_picks_the_checkpoint(tmp_path, which):
                  "--dynamics", "train", "nominal", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"train", "nominal"} and result["train"]["episodes"] == 2
+
+
+def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):
+    trainer = RDPGTrainer(small_pusher(tmp_path, expert_labels=True, bc_weight=1.0,
+                                       bc_batch_episodes=4, bc_q_filter=False))
+    trainer.collect()
+    assert trainer.replay.n_labelled == 2 and trainer.replay.n_demos == 0
+    labels = trainer.replay.expert_action[:2]
+    assert np.abs(labels).max() > 0 and not np.allclose(labels, trainer.replay.action[:2])
+    batch = trainer.replay.sample_labelled(4, np.random.default_rng(0))
+    trainer.replay.sample_labelled = lambda n, rng: batch
+    bc, kept = trainer._bc_loss()
+    obs, prev = torch.as_tensor(batch.obs), torch.as_tensor(batch.prev_action)
+    with torch.no_grad():
+        pi, _ = trainer.actor(obs[:, :-1], torch.as_tensor(batch.goal), prev[:, :-1])
+    scale = trainer.actor.action_scale
+    expected = (((pi - torch.as_tensor(batch.expert_action)) / scale) ** 2).sum(-1).mean()
+    assert kept == 1.0 and bc.item() == pytest.approx(expected.item(), rel=1e-5)
+    stats = trainer.update()  # the loss enters the actor's update without demonstrations
+    assert stats["bc_loss"] > 0
+    trainer.close()
+    with pytest.raises(ValueError, match="bc_weight"):
+        RDPGConfig(expert_labels=True).validate()
+    with pytest.raises(ValueError, match="push env"):
+        RDPGTrainer(RDPGConfig(**POINT, total_env_steps=100, expert_labels=True, bc_weight=1.0,
+                               run_dir=str(tmp_path), run_name="toy"))

@@ -123,3 +123,29 @@ def test_demonstrations_are_marked_sampled_with_their_goals_and_roundtrip():
     assert np.flatnonzero(other.demo).tolist() == [2, 4]
     with pytest.raises(RuntimeError, match="no demonstrations"):
         EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn).sample_demos(1, np.random.default_rng(0))
+
+
+def test_expert_labels_are_sampled_with_original_goals_and_roundtrip():
+    buf = EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn, her_strategy="future")
+    for i in range(6):
+        ag = np.array([[0.0], [0.0], [float(i)]])
+        labels = np.full((2, 1), -float(i)) if i % 2 else None
+        buf.add(ag, np.full((2, 1), i), ag, np.full((2, 1), 100.0 + i), np.zeros(0),
+                expert_action=labels)
+    assert buf.n_labelled == 3
+    b = buf.sample_labelled(50, np.random.default_rng(0))
+    assert set(b.action[:, 0, 0]) == {1.0, 3.0, 5.0}
+    np.testing.assert_array_equal(b.expert_action, -b.action)  # each episode's own labels
+    np.testing.assert_array_equal(b.goal[:, :, 0], 100.0 + b.action[:, :, 0])  # not relabelled
+    assert buf.sample(4, np.random.default_rng(0)).expert_action is None
+    other = EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn)
+    other.load_state_dict(buf.state_dict())
+    assert np.flatnonzero(other.labelled).tolist() == [1, 3, 5]
+    np.testing.assert_array_equal(other.expert_action[:6], buf.expert_action[:6])
+    wrong = EpisodeReplay(10, 2, 1, 2, 1, 0, reward_fn)
+    state = buf.state_dict()
+    state["action"] = np.zeros((6, 2, 2), np.float32)
+    with pytest.raises(ValueError, match="expert_action"):
+        wrong.load_state_dict(state)
+    with pytest.raises(RuntimeError, match="no expert-labelled"):
+        EpisodeReplay(10, 2, 1, 1, 1, 0, reward_fn).sample_labelled(1, np.random.default_rng(0))

@@ -1,0 +1,41 @@
+"""Expert action labels (DAgger): the scripted pusher labels the states the learner visits."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
+import sim  # noqa: F401
+from meta_train.expert import INFO_KEY, ExpertActionInfo
+from sim.scripted import ScriptedPusher
+
+
+def make(env_id="MetaPusherPush-v0"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return gym.make(env_id)
+
+
+def test_each_label_is_the_experts_action_for_the_observation_it_comes_with():
+    env = ExpertActionInfo(make())
+    reference = ScriptedPusher(env.unwrapped)  # same world, same observations: same actions
+    rng = np.random.default_rng(0)
+    obs, info = env.reset(seed=3)
+    reference.reset()
+    labels, moved = [], False
+    for _ in range(30):
+        expected = reference(obs)
+        np.testing.assert_allclose(info[INFO_KEY], expected, atol=1e-6)
+        labels.append(info[INFO_KEY])
+        high = env.action_space.high
+        obs, _, _, _, info = env.step(rng.uniform(-high, high).astype(np.float32))
+        moved |= not np.allclose(labels[-1], labels[0])
+    assert moved  # the labels follow the random trajectory, they are not one constant
+    env.close()
+
+
+def test_expert_labels_need_a_push_env():
+    with pytest.raises(ValueError, match="push env"):
+        ExpertActionInfo(make("PointGoal-v0"))
