@@ -34,7 +34,8 @@ class ExpertActionInfo(gym.Wrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         if not hasattr(env.unwrapped, "world"):
-            raise ValueError(f"{env.unwrapped}: expert labels need a push env (with a world)")
+            name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+            raise ValueError(f"{name}: expert labels need a push env (with a world)")
         self.expert = ScriptedPusher(env.unwrapped)
 
     def reset(self, **kwargs: Any):

@@ -90,7 +90,7 @@ def make_env(cfg: RDPGConfig, **extra):
         try:
             env = ExpertActionInfo(env)
         except ValueError as e:
-            raise ConfigError(f"{cfg.env_id}: {e}") from None
+            raise ConfigError(str(e)) from None
     return env
 
 

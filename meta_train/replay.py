@@ -163,13 +163,8 @@ class EpisodeReplay:
 
     def sample_demos(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Demonstration episodes with their original goals (for a behaviour-cloning loss)."""
-        demos = np.flatnonzero(self.demo[: self.size])
-        if not len(demos):
-            raise RuntimeError("the replay buffer holds no demonstrations")
-        idx = demos[rng.integers(0, len(demos), size=batch_size)]
-        goal = self.desired_goal[idx]
-        reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
-        return self._batch(idx, goal, reward.astype(np.float32))
+        idx = self._sample_marked(self.demo, "demonstrations", batch_size, rng)
+        return self._original_goal_batch(idx)
 
     @property
     def n_labelled(self) -> int:
@@ -178,13 +173,22 @@ class EpisodeReplay:
 
     def sample_labelled(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Expert-labelled episodes with their original goals and ``expert_action`` (DAgger)."""
-        labelled = np.flatnonzero(self.labelled[: self.size])
-        if not len(labelled):
-            raise RuntimeError("the replay buffer holds no expert-labelled episodes")
-        idx = labelled[rng.integers(0, len(labelled), size=batch_size)]
+        idx = self._sample_marked(self.labelled, "expert-labelled episodes", batch_size, rng)
+        return self._original_goal_batch(idx, self.expert_action[idx])
+
+    def _sample_marked(self, mark: np.ndarray, what: str, batch_size: int,
+                       rng: np.random.Generator) -> np.ndarray:
+        """Indices of ``batch_size`` episodes drawn (with replacement) among the marked ones."""
+        marked = np.flatnonzero(mark[: self.size])
+        if not len(marked):
+            raise RuntimeError(f"the replay buffer holds no {what}")
+        return marked[rng.integers(0, len(marked), size=batch_size)]
+
+    def _original_goal_batch(self, idx: np.ndarray,
+                             expert_action: np.ndarray | None = None) -> EpisodeBatch:
         goal = self.desired_goal[idx]
         reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
-        return self._batch(idx, goal, reward.astype(np.float32), self.expert_action[idx])
+        return self._batch(idx, goal, reward.astype(np.float32), expert_action)
 
     def _batch(self, idx: np.ndarray, goal: np.ndarray, reward: np.ndarray,
                expert_action: np.ndarray | None = None) -> EpisodeBatch:
