@@ -135,17 +135,24 @@ class PushFeatures(nn.Module):
         self.extra_obs = 6 * max(history, 1)
         self.extra_goal = 2
 
-    def _augment(self, obs: torch.Tensor) -> torch.Tensor:
-        q = obs[..., : self.n]
+    def tool(self, obs: torch.Tensor) -> torch.Tensor:
+        """Tool positions ``[..., 3]`` of unstacked observations (forward kinematics)."""
+        return self.fk(obs[..., : self.n])
+
+    def _augment(self, obs: torch.Tensor, tool: torch.Tensor | None = None) -> torch.Tensor:
         puck = obs[..., 2 * self.n : 2 * self.n + 3]
-        tool = self.fk(q)
+        tool = self.tool(obs) if tool is None else tool
         return torch.cat([obs, tool, puck - tool], dim=-1)
 
-    def forward(self, obs: torch.Tensor, goal: torch.Tensor):
+    def forward(self, obs: torch.Tensor, goal: torch.Tensor, tool: torch.Tensor | None = None):
+        """``tool``: precomputed :meth:`tool` of ``obs`` (training reuses it across networks;
+        only without frame stacking)."""
         if self.history == 0:
             newest = obs
-            obs_aug = self._augment(obs)
+            obs_aug = self._augment(obs, tool)
         else:
+            if tool is not None:
+                raise ValueError("precomputed tool positions need unstacked observations")
             frames = obs.unflatten(-1, (self.history, -1))
             o, a = frames[..., : -self.act_dim], frames[..., -self.act_dim :]
             obs_aug = torch.cat([self._augment(o), a], dim=-1).flatten(-2)
@@ -188,6 +195,6 @@ class Featurized(nn.Module):
     def initial_state(self, batch: int, device=None):
         return self.net.initial_state(batch, device)
 
-    def forward(self, obs, goal, *args, **kwargs):
-        obs_aug, goal_aug = self.features(obs, goal)
+    def forward(self, obs, goal, *args, tool: torch.Tensor | None = None, **kwargs):
+        obs_aug, goal_aug = self.features(obs, goal, tool)
         return self.net(obs_aug, goal_aug, *args, **kwargs)

@@ -50,4 +50,11 @@ def test_push_features_and_their_frame_stacked_form():
     assert so.shape == (2, 5, 2 * (15 + 3))
     torch.testing.assert_close(so[..., :15], o)
     torch.testing.assert_close(sg, g)
+    # training computes the tool once per batch and passes it to every network call
+    tool = feats.tool(obs)
+    o2, g2 = feats(obs, goal, tool=tool)
+    assert torch.equal(o2, o) and torch.equal(g2, g)
+    torch.testing.assert_close(tool, o[..., 9:12])
+    with pytest.raises(ValueError, match="unstacked"):
+        stacked(frames, goal, tool=tool)
     world.close()

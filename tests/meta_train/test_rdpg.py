@@ -83,9 +83,9 @@ def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     seen = {}
     original = trainer.critic.forward
 
-    def spy(obs, goal, action, prev_action, mu=None, state=None):
+    def spy(obs, goal, action, prev_action, mu=None, state=None, **kw):
         seen.setdefault("mu", []).append(mu.detach().clone())
-        return original(obs, goal, action, prev_action, mu, state)
+        return original(obs, goal, action, prev_action, mu, state, **kw)
 
     trainer.critic.forward = spy
     trainer.update()
