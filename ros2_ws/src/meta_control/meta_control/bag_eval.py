@@ -39,8 +39,6 @@ import numpy as np
 
 from meta_control.bags import (
     CONTRACT_TOPICS,
-    STAMP_NANOSEC_LABEL,
-    STAMP_SEC_LABEL,
     TOPIC_COMMANDS,
     TOPIC_ESTIMATE,
     TOPIC_GOAL_POSE,
@@ -58,6 +56,7 @@ from meta_control.bags import (
     MissingTopicError,
     ReadReport,
     UnknownMessageTypeError,
+    action_input_stamp_ns,
     stamp_ns,
 )
 
@@ -159,18 +158,6 @@ def _stack(rows: list[Any], width: int | None = None) -> np.ndarray:
         ) from None
 
 
-def _action_stamp(msg: Any) -> int:
-    """The input stamp (ns) a policy action carries in its layout, or -1."""
-    dims = msg.layout.dim
-    if (
-        len(dims) >= 3
-        and dims[1].label == STAMP_SEC_LABEL
-        and dims[2].label == STAMP_NANOSEC_LABEL
-    ):
-        return int(dims[1].size) * 1_000_000_000 + int(dims[2].size)
-    return -1
-
-
 def _label(msg: Any) -> str:
     dims = msg.layout.dim
     return str(dims[0].label) if len(dims) else ""
@@ -258,7 +245,7 @@ def extract_streams(
             if key != "cmd":
                 set_label(key, msg)
             if key == "act":
-                act_stamps.append(_action_stamp(msg))
+                act_stamps.append(action_input_stamp_ns(msg))
             rows[key].append(msg.data)
             times[key].append(t)
     bar.update(bar.total - bar.n if bar.total else 0)

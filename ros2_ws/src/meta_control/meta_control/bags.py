@@ -56,6 +56,20 @@ STAMP_SEC_LABEL = "stamp_sec"
 STAMP_NANOSEC_LABEL = "stamp_nanosec"
 """Labels of the optional ``layout.dim[1:3]`` of a policy action: their ``size`` fields carry the
 header stamp of the joint state the action was computed from."""
+
+
+def action_input_stamp_ns(msg) -> int:
+    """The stamp (ns) of the joint state a policy action was computed from, carried in its
+    layout (:data:`STAMP_SEC_LABEL`, :data:`STAMP_NANOSEC_LABEL`), or -1 when it has none.
+    Works on rclpy and on rosbags messages alike."""
+    dims = msg.layout.dim
+    if (
+        len(dims) >= 3
+        and dims[1].label == STAMP_SEC_LABEL
+        and dims[2].label == STAMP_NANOSEC_LABEL
+    ):
+        return int(dims[1].size) * 1_000_000_000 + int(dims[2].size)
+    return -1
 TOPIC_TRUE_DYNAMICS = "/true_dynamics"
 TOPIC_ESTIMATE = "/dynamics_estimate"
 TOPIC_ESTIMATE_STD = "/dynamics_estimate_std"

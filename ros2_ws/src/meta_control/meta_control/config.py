@@ -37,6 +37,14 @@ EPISODE_RESULT_FIELDS = (
 )
 """Order of the values on :data:`TOPIC_EPISODE_RESULT` (also its ``dim[0].label``)."""
 
+LOCK_STEP_EPISODE_GAP_S = 1.0
+"""The lock-step contract between the simulated arm, the goal publisher and the consumers
+(controller, estimator): the first state of an episode carries the stamp of the episode's goal,
+later states follow one control period apart, and a new episode starts at least this much sim
+time after the previous one ended. A consumer that sees a state jump by more than half of it
+has met the next episode before its goal (topics are not ordered with each other) and waits
+for the goal instead of running the new episode's first state with the old goal."""
+
 
 @dataclass
 class SimArmConfig:
@@ -80,7 +88,9 @@ class ControllerConfig:
     """``timer``: fixed-rate loop on the latest inputs; ``state``: one command per state."""
     lock_step: bool = False
     """Evaluation with a lock-step arm: one command per (joint state, puck pose) pair of equal
-    stamps; staleness is judged on the node clock (sim time) only."""
+    stamps, for the states of the current goal's episode only (a state of the next episode
+    waits for its goal: :data:`LOCK_STEP_EPISODE_GAP_S`); staleness is judged on the node clock
+    (sim time) only."""
     command_topic: str = TOPIC_COMMANDS
     """Where the absolute joint position targets go (a forward command controller)."""
     joint_state_topic: str = TOPIC_JOINT_STATES
@@ -127,7 +137,10 @@ class EstimatorConfig:
     action_topic: str = TOPIC_POLICY_ACTION
     """The policy's raw actions (the estimator's ``prev_action``)."""
     lock_step: bool = False
-    """Pair each joint state with the puck pose of equal stamp (deterministic evaluation)."""
+    """Deterministic evaluation with a lock-step arm: each joint state is paired with the puck
+    pose of equal stamp and with the action the controller computed from the previous state
+    (actions carry their input's stamp), whatever order the topics arrive in; a state of the
+    next episode waits for its goal (:data:`LOCK_STEP_EPISODE_GAP_S`)."""
     range_margin: float = 0.5
     """Fraction of each feature's training range tolerated outside it."""
     ood_ignore_steps: int = 10

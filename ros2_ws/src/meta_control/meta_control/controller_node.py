@@ -42,7 +42,11 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension
 
 from meta_control.bags import STAMP_NANOSEC_LABEL, STAMP_SEC_LABEL
-from meta_control.config import TOPIC_POLICY_ACTION, ControllerConfig
+from meta_control.config import (
+    LOCK_STEP_EPISODE_GAP_S,
+    TOPIC_POLICY_ACTION,
+    ControllerConfig,
+)
 from meta_control.metrics import RollingStats
 from meta_control.observation import JointMapper, ObservationError, check_terms
 from meta_control.paths import default_model
@@ -162,6 +166,7 @@ class ControllerNode(LifecycleNode):
         self._puck: np.ndarray | None = None
         self._puck_stamp: float | None = None
         self._goal: np.ndarray | None = None
+        self._goal_stamp: float | None = None
         self._hold_q: np.ndarray | None = None
         self._e_stop = False
         self._needs_reset = True
@@ -306,8 +311,11 @@ class ControllerNode(LifecycleNode):
             return
         p = msg.pose.position
         self._goal = np.array([p.x, p.y, p.z], dtype=np.float64)[: self.runtime.metadata.goal_dim]
+        self._goal_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         self._reset_recurrent()
         self._last_processed_stamp = None
+        if self.cfg.lock_step:
+            self._maybe_tick_on_input()  # the episode's first state may have come before it
 
     def _on_e_stop(self, msg: Bool) -> None:
         was = self._e_stop
@@ -327,10 +335,21 @@ class ControllerNode(LifecycleNode):
                 if self._last_command is not None:
                     self._pub_cmd.publish(self._last_command)
                 return
+            if not self._in_episode(stamp):
+                return  # the next episode's first state, ahead of its goal: wait for the goal
             self._last_processed_stamp = stamp
             self._tick()
         elif self.cfg.trigger == "state":
             self._tick()
+
+    def _in_episode(self, stamp: float) -> bool:
+        """Lock-step: whether a state belongs to the episode of the current goal (the goal's
+        first state, or the successor of the last state processed; see
+        :data:`~meta_control.config.LOCK_STEP_EPISODE_GAP_S`)."""
+        last = self._last_processed_stamp
+        if last is None:
+            return self._goal_stamp is not None and stamp >= self._goal_stamp - 1e-6
+        return 0.0 < stamp - last < 0.5 * LOCK_STEP_EPISODE_GAP_S
 
     def _on_timer(self) -> None:
         if not self._active:

@@ -1,9 +1,13 @@
 """Node running the exported dynamics estimator on the controller's input stream.
 
-Every joint state (paired with the latest puck pose, or with the one of equal stamp in
-lock-step) and the policy's previous raw action go through :class:`EstimatorRuntime`. The node
-publishes the normalised estimate of ``mu`` on ``/dynamics_estimate`` and its standard deviation
-on ``/dynamics_estimate_std`` (both labelled with the comma-joined ``mu_names``) and an
+Every joint state, paired with the latest puck pose and the latest policy action, goes through
+:class:`EstimatorRuntime`. In lock-step (deterministic evaluation) the pairing is exact whatever
+order the topics arrive in: the puck pose of equal stamp, and as previous action the one the
+controller computed from the previous state (actions carry their input's stamp); a state of the
+next episode waits for its goal, and states that arrive before their episode's goal are kept
+for it (:data:`~meta_control.config.LOCK_STEP_EPISODE_GAP_S`). The node publishes the
+normalised estimate of ``mu`` on ``/dynamics_estimate`` and its standard deviation on
+``/dynamics_estimate_std`` (both labelled with the comma-joined ``mu_names``) and an
 out-of-distribution flag on ``/dynamics_ood``. A new goal resets the recurrent state; refused
 inputs are skipped (nothing is published for them) and counted.
 """
@@ -17,7 +21,9 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 
+from meta_control.bags import action_input_stamp_ns, stamp_ns
 from meta_control.config import (
+    LOCK_STEP_EPISODE_GAP_S,
     TOPIC_ESTIMATE,
     TOPIC_ESTIMATE_STD,
     TOPIC_OOD,
@@ -25,10 +31,16 @@ from meta_control.config import (
 )
 from meta_control.observation import JointMapper, ObservationError, assemble, check_terms
 from meta_control.paths import default_model
-from meta_control.ros_common import declare_config, labelled_array, spin_node, stamp_to_s
+from meta_control.ros_common import declare_config, labelled_array, spin_node
 from meta_control.runtime import EstimatorRuntime, InputRejected, ModelError
 
 NODE_NAME = "dynamics_estimator"
+
+LOCK_STEP_MAX_WAITING = 10
+"""Lock-step: once this many states wait for the previous action of the oldest, that action is
+taken to be missing (a controller hold publishes none) and the latest action stands in."""
+
+_GAP_NS = int(0.5 * LOCK_STEP_EPISODE_GAP_S * 1e9)
 
 
 class EstimatorNode(Node):
@@ -47,77 +59,73 @@ class EstimatorNode(Node):
             raise ModelError(f"{path}: {exc}") from exc
         self.mu_names = list(meta.mu_names)
         self.mapper = JointMapper(meta.joint_names)
-        self._prev_action = np.zeros(meta.act_dim)
+        self._zero_action = np.zeros(meta.act_dim)
+        self._latest_action = self._zero_action
         self._puck: np.ndarray | None = None
-        self._puck_stamp: float | None = None
-        self._pending: tuple[float, np.ndarray, np.ndarray] | None = None
-        self._queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._actions: list[np.ndarray] = []
+        self._puck_ns: int | None = None
+        # Lock-step bookkeeping (stamps in ns): the state waiting for its puck pose, paired
+        # states waiting to be stepped, actions by the stamp of the state they came from.
+        self._pending: tuple[int, np.ndarray, np.ndarray] | None = None
+        self._queue: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._actions: dict[int, np.ndarray] = {}
+        self._goal_ns: int | None = None
+        self._last_ns: int | None = None
         self.steps_since_reset = 0
         self.rejected = 0
+        self.unpaired = 0
         qos = QoSProfile(depth=10)
         self._pub_mean = self.create_publisher(Float64MultiArray, TOPIC_ESTIMATE, qos)
         self._pub_std = self.create_publisher(Float64MultiArray, TOPIC_ESTIMATE_STD, qos)
         self._pub_ood = self.create_publisher(Bool, TOPIC_OOD, qos)
+        # Lock-step evaluation must see every state and action even when this process falls
+        # behind: reliable and deep. Free-running: the latest sample is what matters.
+        inputs = QoSProfile(depth=200) if self.cfg.lock_step else qos_profile_sensor_data
         self.create_subscription(
-            JointState, self.cfg.joint_state_topic, self._on_joint_state, qos_profile_sensor_data
+            JointState, self.cfg.joint_state_topic, self._on_joint_state, inputs
         )
-        self.create_subscription(
-            PoseStamped, self.cfg.puck_topic, self._on_puck, qos_profile_sensor_data
-        )
+        self.create_subscription(PoseStamped, self.cfg.puck_topic, self._on_puck, inputs)
         self.create_subscription(PoseStamped, self.cfg.goal_topic, self._on_goal, 10)
-        self.create_subscription(Float64MultiArray, self.cfg.action_topic, self._on_action, 10)
+        self.create_subscription(
+            Float64MultiArray, self.cfg.action_topic, self._on_action,
+            QoSProfile(depth=200) if self.cfg.lock_step else 10,
+        )
         self.get_logger().info(f"estimating {self.mu_names} with {path}")
 
     def _on_goal(self, msg: PoseStamped) -> None:
         self.get_logger().info(
             f"new goal: last episode {self.steps_since_reset} steps ({len(self._queue)} queued, "
-            f"{len(self._actions)} actions), {self.rejected} refused so far"
+            f"{len(self._actions)} actions), {self.rejected} refused, {self.unpaired} steps "
+            f"without their action so far"
         )
         self.runtime.reset()
-        self._prev_action = np.zeros(self._prev_action.size)
         self.steps_since_reset = 0
-        self._pending = None
-        self._queue.clear()
-        self._actions.clear()
+        self._latest_action = self._zero_action
+        self._goal_ns = stamp_ns(msg.header.stamp)
+        self._last_ns = None
+        # What arrived ahead of this goal belongs to its episode; the rest is the last one's.
+        self._queue = [e for e in self._queue if e[0] >= self._goal_ns]
+        self._actions = {k: a for k, a in self._actions.items() if k >= self._goal_ns}
+        if self._pending is not None and self._pending[0] < self._goal_ns:
+            self._pending = None
+        self._drain()
 
     def _on_action(self, msg: Float64MultiArray) -> None:
-        if len(msg.data) == self._prev_action.size:
-            action = np.asarray(msg.data, dtype=np.float64)
-            if self.cfg.lock_step:
-                self._actions.append(action)
-            else:
-                self._actions[:] = [action]
+        if len(msg.data) != self._zero_action.size:
+            return
+        action = np.asarray(msg.data, dtype=np.float64)
+        if self.cfg.lock_step:
+            self._actions[action_input_stamp_ns(msg)] = action
             self._drain()
-
-    def _drain(self) -> None:
-        """Step the queued states whose previous action is known (lock-step pairing).
-
-        The state published after the ``i``-th command of an episode is paired with the
-        ``i``-th action, whichever arrives first; free-running, the latest action is used.
-        """
-        while self._queue:
-            i = self.steps_since_reset
-            if i == 0:
-                prev = np.zeros_like(self._prev_action)
-            elif len(self._actions) >= i:
-                prev = self._actions[i - 1]
-            elif not self.cfg.lock_step or len(self._queue) > 2:
-                prev = self._actions[-1] if self._actions else self._prev_action
-            else:
-                return  # wait for the action that produced this state
-            q, dq, puck = self._queue.pop(0)
-            self._prev_action = prev
-            self._step(q, dq, puck)
+        self._latest_action = action
 
     def _on_puck(self, msg: PoseStamped) -> None:
         p = msg.pose.position
         self._puck = np.array([p.x, p.y, p.z], dtype=np.float64)
-        self._puck_stamp = stamp_to_s(msg.header.stamp)
-        if self._pending is not None and self._pending[0] == self._puck_stamp:
-            _, q, dq = self._pending
+        self._puck_ns = stamp_ns(msg.header.stamp)
+        if self._pending is not None and self._pending[0] == self._puck_ns:
+            ns, q, dq = self._pending
             self._pending = None
-            self._queue.append((q, dq, self._puck))
+            self._queue.append((ns, q, dq, self._puck))
             self._drain()
 
     def _on_joint_state(self, msg: JointState) -> None:
@@ -126,23 +134,52 @@ class EstimatorNode(Node):
         except ObservationError:
             self.rejected += 1
             return
-        stamp = stamp_to_s(msg.header.stamp)
-        if self._puck is None or self._puck_stamp is None:
-            self._pending = (stamp, q, dq) if self.cfg.lock_step else None
+        ns = stamp_ns(msg.header.stamp)
+        if self.cfg.lock_step:
+            if self._puck_ns == ns:
+                self._queue.append((ns, q, dq, self._puck))
+                self._drain()
+            else:
+                self._pending = (ns, q, dq)  # its puck pose is still on the way
             return
-        if self.cfg.lock_step and self._puck_stamp != stamp:
-            self._pending = (stamp, q, dq)  # its puck pose is still on the way
+        if self._puck is None or self._puck_ns is None:
             return
-        if abs(stamp - self._puck_stamp) > self.cfg.max_input_age_s:
+        if abs(ns - self._puck_ns) > self.cfg.max_input_age_s * 1e9:
             self.rejected += 1
             return
-        self._queue.append((q, dq, self._puck))
-        self._drain()
+        self._step(q, dq, self._puck, self._latest_action)
 
-    def _step(self, q: np.ndarray, dq: np.ndarray, puck: np.ndarray) -> None:
+    def _drain(self) -> None:
+        """Lock-step: step the queued states of the current episode, in stamp order, each
+        with the action computed from the state before it."""
+        self._queue.sort(key=lambda e: e[0])
+        while self._queue:
+            ns = self._queue[0][0]
+            if self._goal_ns is None or ns < self._goal_ns:
+                self._queue.pop(0)  # before any goal, or the last episode's: not estimated
+                continue
+            if self._last_ns is None:
+                prev = self._zero_action  # the episode's first state
+            elif ns <= self._last_ns:
+                self._queue.pop(0)  # a republished state: stepped already
+                continue
+            elif ns - self._last_ns > _GAP_NS:
+                return  # the next episode's first state, ahead of its goal
+            elif self._last_ns in self._actions:
+                prev = self._actions.pop(self._last_ns)
+            elif len(self._queue) >= LOCK_STEP_MAX_WAITING:
+                prev = self._latest_action  # its action never came (a hold publishes none)
+                self.unpaired += 1
+            else:
+                return  # wait for the action that produced this state
+            _, q, dq, puck = self._queue.pop(0)
+            self._last_ns = ns
+            self._step(q, dq, puck, prev)
+
+    def _step(self, q: np.ndarray, dq: np.ndarray, puck: np.ndarray, prev: np.ndarray) -> None:
         obs = assemble(self.runtime.metadata.obs_terms, q, dq, puck)
         try:
-            mean, std = self.runtime.step(obs, self._prev_action)
+            mean, std = self.runtime.step(obs, prev)
         except (InputRejected, ModelError):
             self.rejected += 1
             self.steps_since_reset += 1

@@ -10,11 +10,12 @@ response message is JSON with the episode, seed, goal, puck start and start time
 Free-running (default): a wall-clock timer steps physics at ``control_rate_hz`` toward the last
 command (a forward command controller keeps its last command; before any, the arm holds).
 
-Lock-step (``lock_step: true``): after a reset the arm waits for a goal, publishes the first
-state, and steps only when a command arrives for its last published state, by the offset
-``command - published positions`` through ``env.step``: exactly the gym evaluation of the same
-seeds. No command within ``lock_step_timeout_s``: the state is republished once, then the arm
-holds. After ``episode_steps`` steps it publishes the last state and the episode result on
+Lock-step (``lock_step: true``): after a reset the arm waits for a goal (stamped with the
+episode's start time, the stamp of its first state), publishes the first state, and steps only
+when a command arrives for its last published state, by the offset ``command - published
+positions`` through ``env.step``: exactly the gym evaluation of the same seeds. No command
+within ``lock_step_timeout_s``: the state is republished once, then the arm holds. After
+``episode_steps`` steps it publishes the last state and the episode result on
 ``/sim_arm/episode_result``.
 
 Sim time is kept monotonic across episodes (each episode starts where the previous ended).
@@ -37,6 +38,7 @@ from std_srvs.srv import Trigger
 
 from meta_control.config import (
     EPISODE_RESULT_FIELDS,
+    LOCK_STEP_EPISODE_GAP_S,
     TOPIC_EPISODE_RESULT,
     TOPIC_GOAL_POSE,
     TOPIC_JOINT_STATES,
@@ -49,7 +51,6 @@ from meta_control.ros_common import declare_config, labelled_array, s_to_stamp, 
 from sim.envs import PushEnv
 
 NODE_NAME = "sim_arm"
-EPISODE_GAP_S = 1.0
 _IDLE, _WAIT_GOAL, _STARTING, _WAIT_CMD = "idle", "wait_goal", "starting", "wait_cmd"
 
 
@@ -108,8 +109,9 @@ class SimArmNode(Node):
     # --- episodes -----------------------------------------------------------------------------
     def _start_episode(self) -> dict:
         if self.episode >= 0:
-            # Episodes are 1 s of sim time apart, so no stamp is shared between two of them.
-            self._t_offset += self.env.world.time_s + EPISODE_GAP_S
+            # Episodes are 1 s of sim time apart, so no stamp is shared between two of them
+            # and lock-step consumers can tell a new episode's first state (see the constant).
+            self._t_offset += self.env.world.time_s + LOCK_STEP_EPISODE_GAP_S
         self.episode += 1
         seed = self.cfg.seed + self.episode
         obs, info = self.env.reset(seed=seed)
