@@ -17,6 +17,7 @@ import yaml
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 VARIANTS = ("lstm", "ff", "ff_history", "ff_norand")
+TEACHERS = ("privileged", "observing")
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,10 @@ class RDPGConfig:
                              "et al. 2011) and the behaviour-cloning loss uses these labels on "
                              "all episodes (original goals, Q-filtered) instead of the "
                              "demonstrations' executed actions")
+    teacher: str = _f("privileged", "scripted teacher of the demonstrations and expert labels: "
+                      "privileged (reads the true puck friction and damping) or observing "
+                      "(infers the friction from how far its own taps slide the puck: what a "
+                      "history of observations tells, so a recurrent student can imitate it)")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
@@ -118,6 +123,8 @@ class RDPGConfig:
                                        or self.expert_labels):
             raise ConfigError("bc_weight > 0 needs demonstrations (demo_episodes or "
                               "demo_fraction) or expert_labels")
+        if self.teacher not in TEACHERS:
+            raise ConfigError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
         if self.expert_labels and self.bc_weight <= 0:
             raise ConfigError("expert_labels are used only by the behaviour-cloning loss; "
                               "set bc_weight > 0")

@@ -28,15 +28,16 @@ class ExpertActionInfo(gym.Wrapper):
     The label of the observation returned by ``reset`` comes with ``reset``'s info, the label of
     the observation returned by ``step`` with that step's info, so a rollout reads the label of
     ``obs_t`` before choosing ``a_t``. The scripted pusher is stateful (its phase); it follows
-    whatever trajectory the executed actions produce.
+    whatever trajectory the executed actions produce. ``observing``: the teacher that infers the
+    puck's friction from its own taps instead of reading it (see :class:`ScriptedPusher`).
     """
 
-    def __init__(self, env: gym.Env) -> None:
+    def __init__(self, env: gym.Env, observing: bool = False) -> None:
         super().__init__(env)
         if not hasattr(env.unwrapped, "world"):
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
             raise ValueError(f"{name}: expert labels need a push env (with a world)")
-        self.expert = ScriptedPusher(env.unwrapped)
+        self.expert = ScriptedPusher(env.unwrapped, privileged_dynamics=not observing)
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)

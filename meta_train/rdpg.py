@@ -88,7 +88,7 @@ def make_env(cfg: RDPGConfig, **extra):
         env = gym.make(cfg.env_id, **kw)
     if cfg.expert_labels:
         try:
-            env = ExpertActionInfo(env)
+            env = ExpertActionInfo(env, observing=cfg.teacher == "observing")
         except ValueError as e:
             raise ConfigError(str(e)) from None
     return env
@@ -207,7 +207,8 @@ class RDPGTrainer:
             self.demo_env = make_env(cfg).unwrapped
             if not hasattr(self.demo_env, "world"):
                 raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
-            self.demo_policy = ScriptedPusher(self.demo_env)
+            self.demo_policy = ScriptedPusher(
+                self.demo_env, privileged_dynamics=cfg.teacher != "observing")
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0
