@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     policies = {
         "random": lambda obs: rng.uniform(-env.max_offset, env.max_offset).astype(np.float32),
         "scripted": ScriptedPusher(env),
+        "observing": ScriptedPusher(env, privileged_dynamics=False),
     }
     print(
         f"{args.env}: {args.episodes} episodes per policy, dynamics={args.dynamics}, "

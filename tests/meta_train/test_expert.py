@@ -18,9 +18,11 @@ def make(env_id="MetaPusherPush-v0"):
         return gym.make(env_id)
 
 
-def test_each_label_is_the_experts_action_for_the_observation_it_comes_with():
-    env = ExpertActionInfo(make())
-    reference = ScriptedPusher(env.unwrapped)  # same world, same observations: same actions
+@pytest.mark.parametrize("observing", [False, True])
+def test_each_label_is_the_experts_action_for_the_observation_it_comes_with(observing):
+    env = ExpertActionInfo(make(), observing=observing)
+    # same world, same observations: same actions
+    reference = ScriptedPusher(env.unwrapped, privileged_dynamics=not observing)
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=3)
     reference.reset()

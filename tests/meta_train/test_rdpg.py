@@ -289,3 +289,17 @@ def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):
     with pytest.raises(ValueError, match="push env"):
         RDPGTrainer(RDPGConfig(**POINT, total_env_steps=100, expert_labels=True, bc_weight=1.0,
                                run_dir=str(tmp_path), run_name="toy"))
+
+
+def test_the_observing_teacher_labels_and_demonstrates(tmp_path):
+    cfg = small_pusher(tmp_path, expert_labels=True, bc_weight=1.0, demo_episodes=1,
+                       teacher="observing")
+    trainer = RDPGTrainer(cfg)
+    assert trainer.demo_policy.privileged_dynamics is False
+    assert all(env.expert.privileged_dynamics is False for env in trainer.envs.envs)
+    trainer.collect_demo()
+    trainer.collect()
+    assert trainer.replay.n_demos == 1 and trainer.replay.n_labelled == 3
+    trainer.close()
+    with pytest.raises(ValueError, match="teacher"):
+        RDPGConfig(teacher="oracle").validate()

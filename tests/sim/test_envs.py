@@ -136,14 +136,16 @@ def test_scripted_pusher_solves_most_nominal_episodes():
     assert wins >= 8  # 57 of 60 measured (seeds 1000-1059)
 
 
+@pytest.mark.parametrize("privileged", [True, False], ids=["privileged", "observing"])
 @pytest.mark.parametrize("friction", [0.12, 4.0])
-def test_scripted_pusher_handles_slippery_and_sticky_pucks(friction):
+def test_scripted_pusher_handles_slippery_and_sticky_pucks(friction, privileged):
     # Every tip advance bats the puck, so a slippery one must be tapped gently (the old
     # constant-speed push solved 0 of these 10) and a sticky one, pinned by the tip, struck.
+    # The observing pusher has to find out which it is from its own taps.
     env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
     mu = env.dynamics_space.nominal.copy()
     mu[env.dynamics_space.index("puck_friction")] = friction
-    policy = ScriptedPusher(env)
+    policy = ScriptedPusher(env, privileged_dynamics=privileged)
     wins = 0
     for seed in range(10):
         obs, _ = env.reset(seed=seed, options={"mu": mu})
@@ -151,7 +153,38 @@ def test_scripted_pusher_handles_slippery_and_sticky_pucks(friction):
         for _ in range(env.max_episode_steps):
             obs, _, _, _, info = env.step(policy(obs))
         wins += info["is_success_0.05"]
-    assert wins >= 8  # 9 of 10 measured for both frictions
+    assert wins >= 8  # 9 of 10 measured for both frictions; observing 10 (0.12) and 9 (4.0)
+
+
+def _actions_with_recorded_dynamics_replaced(privileged: bool) -> tuple[list, list]:
+    """One episode's actions, then the same episode's with the world's record of the sampled
+    dynamics overwritten after reset (the physics unchanged)."""
+    env = gym.make("MetaPusherPush-v0").unwrapped
+    policy = ScriptedPusher(env, privileged_dynamics=privileged)
+    runs = []
+    for tamper in (False, True):
+        obs, _ = env.reset(seed=7)
+        policy.reset()
+        if tamper:
+            space = env.dynamics_space
+            env.world.mu = env.world.mu.copy()
+            env.world.mu[space.index("puck_friction")] *= 10.0
+            env.world.mu[space.index("puck_damping")] *= 0.5
+        actions = []
+        for _ in range(env.max_episode_steps):
+            actions.append(policy(obs))
+            obs, *_ = env.step(actions[-1])
+        runs.append(actions)
+    env.close()
+    return runs[0], runs[1]
+
+
+def test_observing_pusher_never_reads_the_sampled_dynamics():
+    clean, tampered = _actions_with_recorded_dynamics_replaced(privileged=False)
+    np.testing.assert_array_equal(np.array(clean), np.array(tampered))
+    # the privileged pusher does read them: the same tampering changes its actions
+    clean, tampered = _actions_with_recorded_dynamics_replaced(privileged=True)
+    assert not np.allclose(np.array(clean), np.array(tampered))
 
 
 def test_demo_command_runs(capsys):
