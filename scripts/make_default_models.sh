@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-STEPS=${STEPS:-360000}
+STEPS=${STEPS:-420000}
 RUN=runs/pusher_default
 .venv/bin/meta-train rdpg-her --preset pusher --total-env-steps "$STEPS" --run-dir runs \
   --run-name pusher_default --final-eval-episodes 100

@@ -1,0 +1,97 @@
+"""Success by puck friction: where a trained policy fails, beside the two scripted teachers.
+
+    .venv/bin/python bench/success_by_friction.py runs/F --which final --episodes 150 --seed 20000
+
+Rolls out the deterministic policy of a training run, the privileged scripted pusher (reads the
+sampled friction and damping) and the observing one (infers the friction from its own taps) on
+the same reset seeds, and prints success at 0.05 m per band of the sampled puck friction
+(log-uniform over [0.1, 5] in training, outside it held out). ``--json`` writes the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from meta_train.checkpoint import CheckpointError
+from meta_train.evaluate import make_eval_env
+from meta_train.policy import BatchPolicy
+from meta_train.rdpg import load_actor_from_run
+from sim.scripted import ScriptedPusher
+
+EDGES = (0.0, 0.1, 0.3, 0.7, 1.5, 3.0, 5.0, float("inf"))
+
+
+def rollouts(env, act, reset, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled puck friction and success at 0.05 m of ``episodes`` episodes (seeds seed + i)."""
+    k = env.dynamics_space.index("puck_friction")
+    friction, success = [], []
+    for ep in range(episodes):
+        obs, info = env.reset(seed=seed + ep)
+        reset()
+        for _ in range(env.max_episode_steps):
+            obs, _, _, _, info = env.step(act(obs))
+        friction.append(float(info["mu_raw"][k]))
+        success.append(bool(info["is_success_0.05"]))
+    return np.array(friction), np.array(success)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the comparison and print one row per friction band."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="training run directory")
+    p.add_argument("--which", default="final", choices=["best", "final", "latest"])
+    p.add_argument("--episodes", type=int, default=150)
+    p.add_argument("--seed", type=int, default=20_000)
+    p.add_argument("--dynamics", default="train", choices=["train", "heldout"])
+    p.add_argument("--json", help="also write the table here")
+    args = p.parse_args(argv)
+    if args.episodes < 1:
+        p.error("--episodes must be >= 1")
+    try:
+        actor, cfg = load_actor_from_run(args.run, args.which)
+    except (CheckpointError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    env = make_eval_env(cfg.env_id, cfg.env_kwargs, args.dynamics)
+    policy = BatchPolicy(actor, cfg.variant, cfg.history, 1, "cpu")
+
+    def act(obs):
+        a = policy(obs["observation"][None], obs["desired_goal"][None])
+        policy.observe_action(a)
+        return a[0]
+
+    results = {"policy": rollouts(env, act, policy.reset, args.episodes, args.seed)}
+    for name, privileged in (("privileged teacher", True), ("observing teacher", False)):
+        teacher = ScriptedPusher(env, privileged_dynamics=privileged)
+        results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
+    env.close()
+    friction = results["policy"][0]
+    rows = []
+    print(f"{args.run} ({args.which}), {args.episodes} episodes, {args.dynamics} dynamics, "
+          f"reset seeds {args.seed}+; success at 0.05 m")
+    print(f"| puck friction | episodes | {' | '.join(results)} |")
+    print("|---|---:|" + "---:|" * len(results))
+    bands = list(zip(EDGES[:-1], EDGES[1:], strict=True)) + [(EDGES[0], EDGES[-1])]
+    for lo, hi in bands:
+        m = (friction >= lo) & (friction < hi)
+        if not m.any():
+            continue
+        rates = {name: float(s[m].mean()) for name, (_, s) in results.items()}
+        label = "all" if (lo, hi) == (EDGES[0], EDGES[-1]) else f"[{lo:g}, {hi:g})"
+        rows.append({"band": label, "episodes": int(m.sum()), **rates})
+        print(f"| {label} | {int(m.sum())} | " + " | ".join(f"{r:.2f}" for r in rates.values())
+              + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"run": args.run, "which": args.which,
+                                               "seed": args.seed, "dynamics": args.dynamics,
+                                               "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
