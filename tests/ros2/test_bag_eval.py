@@ -192,3 +192,35 @@ def test_cli_process_exits_2_without_traceback(tmp_path: Path, models) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("meta-bag-eval: BagNotFoundError:")
     assert "Traceback" not in proc.stderr
+
+
+def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
+    """Topics are not ordered: the recorder can log an episode's first action before its goal.
+    In lock-step the goal carries the first state's stamp, so stamps put that tick right."""
+    import dataclasses
+
+    import numpy as np
+
+    empty = {f.name: np.zeros(0, dtype=np.int64) for f in dataclasses.fields(bag_eval.Streams)}
+    streams = bag_eval.Streams(
+        **{
+            **empty,
+            "joint_names": [],
+            "action_label": "",
+            "true_label": "",
+            "est_label": "",
+            "log_t": {},
+            # goal 0 logged at t=0 (stamp 1000), goal 1 logged at t=35 (stamp 5000)
+            "goal_t": np.array([0, 35]),
+            "stamp_t": {B.TOPIC_GOAL_POSE: np.array([1000, 5000])},
+            # ticks logged at 10, 20, 30 (input stamps 1000, 1040, 5000), then 40 (5040)
+            "action_t": np.array([10, 20, 30, 40]),
+            "action_stamp": np.array([1000, 1040, 5000, 5040]),
+        }
+    )
+    ticks = streams.action_t
+    assert bag_eval._latest(streams.goal_t, ticks).tolist() == [0, 0, 0, 1]
+    assert bag_eval._goal_for_ticks(streams, ticks, True).tolist() == [0, 0, 1, 1]
+    # without goal stamps (or without action stamps) receive order is all there is
+    unstamped = dataclasses.replace(streams, stamp_t={})
+    assert bag_eval._goal_for_ticks(unstamped, ticks, True).tolist() == [0, 0, 0, 1]

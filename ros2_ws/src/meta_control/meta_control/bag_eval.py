@@ -10,7 +10,9 @@ rebuilt, and the policy and estimator are stepped offline, deterministically
 Pairing (how a control tick is rebuilt): each recorded ``/meta_controller/policy_action``
 message is one tick (``/forward_position_controller/commands`` when the bag has no policy
 actions). Its inputs are the latest ``/joint_states``, ``/puck_pose`` and ``/goal_pose`` whose
-log (receive) time is at or before the tick's log time. Joint positions and velocities are
+log (receive) time is at or before the tick's log time, except that a tick whose input stamp
+equals a later goal's header stamp (a lock-step episode's first tick, logged before its goal)
+takes that goal, as do the ticks after it. Joint positions and velocities are
 reordered to the model's joint order by the names in each JointState. A tick whose latest goal
 message differs from the previous tick's starts a new episode: the policy and estimator state
 are reset, as the controller does on a new goal. The estimator is fed the *recorded* previous
@@ -424,6 +426,26 @@ def _latest(times: np.ndarray, at: np.ndarray) -> np.ndarray:
     return np.searchsorted(times, at, side="right") - 1
 
 
+def _goal_for_ticks(streams: Streams, tick_t: np.ndarray, use_actions: bool) -> np.ndarray:
+    """The goal of each tick: the latest goal by log time, except where stamps prove a later one.
+
+    Topics are not ordered with each other, so the recorder can log an episode's first action
+    before that episode's goal. In lock-step the goal carries the stamp of the episode's first
+    state (``LOCK_STEP_EPISODE_GAP_S``), and each action the stamp of its input state: a tick
+    whose input stamp equals a goal's stamp belongs to that goal, and so do the ticks after it.
+    """
+    gi = _latest(streams.goal_t, tick_t)
+    stamps = streams.stamp_t.get(TOPIC_GOAL_POSE)
+    if not use_actions or stamps is None or len(stamps) != len(streams.goal_t):
+        return gi
+    first = {int(s): i for i, s in enumerate(stamps) if s > 0}
+    floor = -1
+    for k, s in enumerate(streams.action_stamp):
+        floor = max(floor, first.get(int(s), -1))
+        gi[k] = max(gi[k], floor)
+    return gi
+
+
 def topic_timing(streams: Streams) -> dict[str, Any]:
     """Per-topic message rates, gaps and (for stamped topics) header-stamp latencies."""
     out: dict[str, Any] = {}
@@ -570,7 +592,7 @@ def evaluate(
     tick_t = streams.action_t if use_actions else streams.cmd_t
     ji = _joint_state_for_ticks(streams, tick_t, use_actions)
     pi = _puck_for_joint_states(streams, ji, tick_t)
-    gi = _latest(streams.goal_t, tick_t)
+    gi = _goal_for_ticks(streams, tick_t, use_actions)
     ti = _latest(streams.true_t, tick_t) if len(streams.true_t) else None
     n_ticks, act_dim = len(tick_t), meta.act_dim
     replayed = np.full((n_ticks, act_dim), np.nan)

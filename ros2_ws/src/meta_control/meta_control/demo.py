@@ -219,8 +219,11 @@ class _Driver:
         goal = self.PoseStamped()
         goal.header.frame_id = "world"
         t0 = info["start_time_s"]
-        goal.header.stamp.sec = int(t0)
-        goal.header.stamp.nanosec = int(round((t0 - int(t0)) * 1e9)) % 1_000_000_000
+        # The lock-step contract: the goal carries its episode's first state's stamp, made by
+        # the same conversion the arm uses.
+        from meta_control.ros_common import s_to_stamp
+
+        goal.header.stamp = s_to_stamp(t0)
         goal.pose.position.x, goal.pose.position.y = info["goal"]
         goal.pose.orientation.w = 1.0
         self.goal_pub.publish(goal)
