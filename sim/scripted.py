@@ -235,24 +235,29 @@ class ScriptedPusher:
         self, puck: np.ndarray, rest: np.ndarray, friction: float, rate: float
     ) -> None:
         """Update the launch gain (puck speed per metre of tip move) from the last tap."""
+        tap = self._end_tap(rest)
+        if tap is not None and not self._jammed and tap[1] > 1e-4:
+            slide, move = tap
+            self._kappa = self._stop_speed(slide, friction, rate) / move
+
+    def _end_tap(self, rest: np.ndarray) -> tuple[float, float] | None:
+        """Close the pending tap: (how far it slid the puck to ``rest``, the tip's move), and
+        whether the puck jammed; None when no tap is pending."""
         if self._tap is None:
-            return
+            return None
         before, direction, move = self._tap
         self._tap = None
         slide = float(np.dot(rest - before, direction))
         self._jammed = slide < 0.002
-        if slide > 0.002 and move > 1e-4:
-            self._kappa = self._stop_speed(slide, friction, rate) / move
+        return slide, move
 
     def _infer_friction(self, puck: np.ndarray, rate: float) -> None:
         """Observing teacher: the friction under which the last tap's launch speed slides the
         puck as far as it went (the launch gain stays at its prior)."""
-        if self._tap is None:
+        tap = self._end_tap(puck)
+        if tap is None:
             return
-        before, direction, move = self._tap
-        self._tap = None
-        slide = float(np.dot(puck - before, direction))
-        self._jammed = slide < 0.002
+        slide, move = tap
         if self._jammed:
             self._friction_belief = min(4.0 * self._friction_belief, 50.0)
             return

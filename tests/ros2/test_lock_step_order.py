@@ -146,7 +146,7 @@ class Player:
         self.spin(pause_s)
 
 
-def _session(proc, log: Path, ready_topic: str):
+def _session(log: Path, ready_topic: str):
     """Start rclpy in the test process and wait until the node subscribes to ``ready_topic``."""
     import rclpy
 
@@ -180,7 +180,7 @@ def test_controller_waits_for_the_goal_of_a_state_that_overtook_it(models, tmp_p
 
     with nodes(proc):
         try:
-            player = _session(proc, log, "/goal_pose")
+            player = _session(log, "/goal_pose")
             # Episode 1: goal, then its first two states.
             player.send_goal(goal1, T1_NS)
             player.send_state(obs[0], T1_NS)
@@ -226,7 +226,7 @@ def test_estimator_pairs_late_actions_and_early_states_by_stamp(models, tmp_path
 
     with nodes(proc):
         try:
-            player = _session(proc, log, "/meta_controller/policy_action")
+            player = _session(log, "/meta_controller/policy_action")
             player.send_goal(np.zeros(2), T1_NS)
             # Episode 1: the actions lag three states behind the states they produced.
             player.send_state(obs[0], e1[0])
