@@ -224,3 +224,40 @@ def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
     # without goal stamps (or without action stamps) receive order is all there is
     unstamped = dataclasses.replace(streams, stamp_t={})
     assert bag_eval._goal_for_ticks(unstamped, ticks, True).tolist() == [0, 0, 0, 1]
+
+
+def test_an_episode_ends_before_the_next_episodes_first_state_by_stamp():
+    """The next episode's first puck pose and first tick can be logged before its goal: the
+    outcome of an episode is its own last pose, not that one."""
+    import dataclasses
+
+    import numpy as np
+
+    empty = {f.name: np.zeros(0, dtype=np.int64) for f in dataclasses.fields(bag_eval.Streams)}
+    streams = bag_eval.Streams(
+        **{
+            **empty,
+            "joint_names": [],
+            "action_label": "",
+            "true_label": "",
+            "est_label": "",
+            "log_t": {},
+            "goal_t": np.array([0, 35]),
+            "goal_xy": np.array([[0.0, 0.0], [1.0, 0.0]]),
+            "action_t": np.array([10, 20, 30, 40]),
+            "action_stamp": np.array([1000, 1040, 5000, 5040]),
+            # episode 0 ends 0.01 m from its goal; episode 1's first pose (stamp 5000) is logged
+            # at 32, before goal 1, and lies 0.5 m from goal 0; episode 1 ends 0.03 m from its goal
+            "puck_t": np.array([5, 15, 25, 32, 45, 55]),
+            "puck_xyz": np.array(
+                [[0.3, 0, 0], [0.1, 0, 0], [0.01, 0, 0], [0.5, 0, 0], [0.9, 0, 0], [0.97, 0, 0]]
+            ),
+            "stamp_t": {
+                B.TOPIC_GOAL_POSE: np.array([1000, 5000]),
+                B.TOPIC_PUCK_POSE: np.array([1000, 1040, 1080, 5000, 5040, 5080]),
+            },
+        }
+    )
+    eps = bag_eval.task_outcome(streams)["episodes"]
+    assert [e["final_distance_m"] for e in eps] == pytest.approx([0.01, 0.03])
+    assert [e["success_0.05"] for e in eps] == [True, True]

@@ -19,7 +19,10 @@ are reset, as the controller does on a new goal. The estimator is fed the *recor
 policy action (zeros after a reset), i.e. what the controller fed it.
 
 Outcome per episode (the span between two goal messages): the last puck pose before the next
-goal, its xy distance to the goal, and success at 0.05 m and 0.07 m.
+goal, its xy distance to the goal, and success at 0.05 m and 0.07 m. With stamped actions and
+puck poses, "before" is by stamp: the last pose stamped before the first input of the next
+episode's first tick (ticks given to goals as above), since a new episode's first pose can be
+logged before its goal.
 
 Exit codes: 0 ok; 2 bad input (a :class:`~meta_control.bags.BagError` printed as one line on
 stderr, no traceback). A partly damaged bag is still evaluated and reported (the report's
@@ -487,15 +490,17 @@ def task_outcome(streams: Streams) -> dict[str, Any]:
         ps is not None and len(ps) == len(streams.puck_t) and len(ps) > 0
         and not np.any(np.diff(ps) < 0) and len(streams.action_stamp) == len(streams.action_t)
     )
+    # Episodes are delimited by the input stamps of their actions (receive order across topics
+    # cannot be trusted), each action given to its goal as the replay does (_goal_for_ticks):
+    # the final state is the last puck pose stamped before the next episode's first input.
+    action_goal = _goal_for_ticks(streams, streams.action_t, True) if by_stamp else None
     for i, (start, end) in enumerate(zip(streams.goal_t, ends, strict=True)):
         j = _latest(streams.puck_t, np.array([end - 1]))[0]
         stamped = False
-        if by_stamp:
-            # Episodes delimited by the input stamps of their actions (receive order across
-            # topics cannot be trusted): the final state is the last puck pose stamped before
-            # the next episode's first input.
-            nxt = streams.action_stamp[(streams.action_t >= end) & (streams.action_stamp >= 0)]
-            first = streams.action_stamp[(streams.action_t >= start) & (streams.action_t < end)]
+        if action_goal is not None:
+            valid = streams.action_stamp >= 0
+            nxt = streams.action_stamp[(action_goal > i) & valid]
+            first = streams.action_stamp[action_goal == i]
             if len(first) and first[0] >= 0:
                 k = int(np.searchsorted(ps, nxt[0], side="left")) - 1 if len(nxt) else len(ps) - 1
                 j = k if k >= 0 and ps[k] >= first[0] else -1
