@@ -53,6 +53,9 @@ class RDPGConfig:
     buffer_episodes: int = _f(20_000, "replay capacity in episodes")
     warmup_episodes: int = _f(20, "episodes of uniformly random actions before learning")
     hidden: int = _f(64, "width of hidden layers and LSTMs (Peng: 128)")
+    critic_hidden: int = _f(0, "width of the critic's layers and LSTM when it should differ "
+                            "from the actor's (0 = hidden): the critic's passes dominate an "
+                            "update's cost, and it sees the true dynamics")
     gamma: float = _f(0.98, "discount")
     tau: float = _f(0.05, "Polyak rate of the target networks (target <- (1-tau) target + tau)")
     actor_lr: float = _f(5e-4, "Adam learning rate of the actor")
@@ -109,6 +112,8 @@ class RDPGConfig:
                      "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.critic_hidden < 0:
+            raise ConfigError(f"critic_hidden must be >= 0, got {self.critic_hidden}")
         if not 0.0 < self.gamma < 1.0:
             raise ConfigError(f"gamma must be in (0, 1), got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:

@@ -130,7 +130,7 @@ def build_critic(cfg: RDPGConfig, obs_dim, goal_dim, act_dim, mu_dim, scale):
     eo, eg = (feats.extra_obs, feats.extra_goal) if feats else (0, 0)
     cls = RecurrentCritic if cfg.variant == "lstm" else FeedforwardCritic
     net = cls(obs_dim + eo, goal_dim + eg, act_dim, mu_dim if cfg.omniscient_critic else 0,
-              hidden=cfg.hidden, action_scale=scale)
+              hidden=cfg.critic_hidden or cfg.hidden, action_scale=scale)
     return Featurized(net, feats) if feats else net
 
 
@@ -507,7 +507,10 @@ class RDPGTrainer:
         return {"obs_dim": self.obs_dim, "goal_dim": self.goal_dim, "act_dim": self.act_dim,
                 "mu_dim": self.mu_dim, "horizon": self.horizon, "variant": self.cfg.variant,
                 "hidden": self.cfg.hidden, "history": self.cfg.history,
-                "kinematic_features": isinstance(self.actor, Featurized)}
+                "kinematic_features": isinstance(self.actor, Featurized),
+                # only where it differs, so that checkpoints from before the field still load
+                **({"critic_hidden": self.cfg.critic_hidden}
+                   if self.cfg.critic_hidden not in (0, self.cfg.hidden) else {})}
 
     def load(self, path: Path) -> None:
         """Restore a checkpoint (networks, optimisers, replay, counters, RNGs)."""

@@ -67,6 +67,21 @@ def test_resume_continues_with_identical_state(tmp_path):
     np.testing.assert_array_equal(straight.replay.obs, resumed.replay.obs)
 
 
+def test_critic_width_can_differ_from_the_actors(tmp_path):
+    trainer = RDPGTrainer(small_pusher(tmp_path, hidden=24, critic_hidden=8))
+    assert trainer.actor.net.lstm.hidden_size == 24
+    assert trainer.critic.net.lstm.hidden_size == trainer.critic_target.net.lstm.hidden_size == 8
+    trainer.train()
+    trainer.close()
+    # the width is part of the checkpoint's contract
+    with pytest.raises(CheckpointError, match="made for"):
+        RDPGTrainer(small_pusher(tmp_path, hidden=24, total_env_steps=800), resume=True)
+    resumed = RDPGTrainer(small_pusher(tmp_path, hidden=24, critic_hidden=8,
+                                       total_env_steps=800), resume=True)
+    assert resumed.env_steps == 400
+    resumed.close()
+
+
 def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path))
     actor_net = getattr(trainer.actor, "net", trainer.actor)  # inside the kinematic features
