@@ -214,6 +214,7 @@ class RDPGTrainer:
         self.updates = 0
         self.best_success = -1.0
         self.history_rows: list[dict] = []
+        self._wall_before, self._wall_start = 0.0, None
         if resume:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
@@ -422,6 +423,7 @@ class RDPGTrainer:
         bar = tqdm(total=cfg.total_env_steps, initial=self.env_steps, unit="step",
                    disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
         start, steps0 = time.perf_counter(), self.env_steps
+        self._wall_start = start - self._wall_before
         last_eval: dict = {}
         stats: dict = {}
         if self.iteration == 0 and self.demo_env is not None:
@@ -449,7 +451,8 @@ class RDPGTrainer:
                              "eval_distance_m": ev.final_distance_m}
                 elapsed = time.perf_counter() - start
                 row = {"iteration": self.iteration, "env_steps": self.env_steps,
-                       "updates": self.updates, "wall_s": round(elapsed, 1),
+                       "updates": self.updates,
+                       "wall_s": round(time.perf_counter() - self._wall_start, 1),
                        "env_steps_per_s": round((self.env_steps - steps0) / max(elapsed, 1e-9), 1),
                        **{k: round(v, 5) for k, v in stats.items()}, **last_eval}
                 self._log(row)
@@ -493,7 +496,7 @@ class RDPGTrainer:
             "iteration": self.iteration, "env_steps": self.env_steps, "updates": self.updates,
             "best_success": self.best_success, "numpy_rng": self.rng.bit_generator.state,
             "actor_opt": a_meta, "critic_opt": c_meta, "config": self.cfg.to_dict(),
-            "dims": self._dims(),
+            "dims": self._dims(), "wall_s": self._wall_s(),
         }
         path = self.run_dir / "checkpoints" / f"iter_{self.iteration:07d}"
         save_checkpoint(path, groups, {"replay": self.replay.state_dict()}, state)
@@ -536,6 +539,35 @@ class RDPGTrainer:
         self.rng.bit_generator.state = state["numpy_rng"]
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.updates, self.best_success = state["updates"], state["best_success"]
+        self._wall_before = float(state.get("wall_s", 0.0))
+        self._trim_progress()
+
+    def _wall_s(self) -> float:
+        """Training wall time of the run so far, across resumes (s)."""
+        if self._wall_start is None:
+            return self._wall_before
+        return time.perf_counter() - self._wall_start
+
+    def _trim_progress(self) -> None:
+        """Drop progress rows logged after the checkpoint being resumed: the resumed run logs
+        those iterations again (exactly: resume restores every RNG), so the curve has no
+        duplicates. The file is replaced atomically."""
+        path = self.run_dir / "progress.csv"
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            fields, rows = reader.fieldnames, list(reader)
+        keep = [r for r in rows if r.get("iteration", "").isdigit()
+                and int(r["iteration"]) <= self.iteration]
+        if fields is None or len(keep) == len(rows):
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(keep)
+        tmp.replace(path)
 
     def _save_best(self) -> None:
         save_checkpoint(self.run_dir / "best", {"actor": self.actor.state_dict()}, {},

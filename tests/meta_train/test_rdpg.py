@@ -53,8 +53,13 @@ def test_resume_continues_with_identical_state(tmp_path):
     first = RDPGTrainer(small_pusher(tmp_path / "b", total_env_steps=400))
     first.train()
     first.close()
+    # a run killed after logging an evaluation but before its checkpoint
+    progress = tmp_path / "b" / "run" / "progress.csv"
+    logged = progress.read_text().splitlines()
+    progress.write_text("\n".join([*logged, "6" + logged[-1][1:]]) + "\n")
     resumed = RDPGTrainer(small_pusher(tmp_path / "b", total_env_steps=800), resume=True)
     assert resumed.iteration == 4 and resumed.env_steps == 400
+    assert progress.read_text().splitlines() == logged  # the orphan row is dropped
     resumed.train()
     resumed.close()
     assert resumed.updates == straight.updates
@@ -65,6 +70,11 @@ def test_resume_continues_with_identical_state(tmp_path):
                     strict=True):
         assert torch.equal(p, q)
     np.testing.assert_array_equal(straight.replay.obs, resumed.replay.obs)
+    # one row per evaluation, and the wall clock carries on across the resume
+    rows = [line.split(",") for line in progress.read_text().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [2, 4, 6, 8]
+    walls = [float(r[3]) for r in rows]
+    assert walls == sorted(walls) and walls[2] >= walls[1]
 
 
 def test_critic_width_can_differ_from_the_actors(tmp_path):
