@@ -1,0 +1,63 @@
+"""Compare training runs' learning curves over env-step windows, side by side.
+
+    .venv/bin/python bench/curve_windows.py docs/runs/pusher_H_420k_progress.csv \
+        docs/runs/pusher_O_observing_420k_progress.csv
+
+For each ``progress.csv`` (written by ``meta-train rdpg-her``) and each window
+``[start, end)`` of env steps, prints the mean of the periodic evaluations' success at 0.05 m
+and the median behaviour-cloning loss of the rows logged in it, then the run's last
+``wall_s`` and env steps per second. The periodic evaluations are short (``eval_episodes``
+each), so a window's mean is the stable number; one row is noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+WINDOWS_K = ((30, 70), (70, 180), (180, 240), (240, 300), (300, 360), (360, 421))
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "env_steps" not in rows[0] or "eval_success_0.05" not in rows[0]:
+        raise ValueError(f"{path}: not a meta-train progress.csv")
+    return rows
+
+
+def _cell(rows: list[dict[str, str]], lo: float, hi: float) -> str:
+    sel = [r for r in rows if lo <= int(r["env_steps"]) < hi]
+    ev = [float(r["eval_success_0.05"]) for r in sel if r.get("eval_success_0.05")]
+    bc = [float(r["bc_loss"]) for r in sel if r.get("bc_loss")]
+    if not ev:
+        return "-"
+    return f"{statistics.mean(ev):.2f}" + (f" / {statistics.median(bc):.2f}" if bc else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print one markdown row per run; exit 2 on a missing or malformed file."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("files", nargs="+", type=Path, help="progress.csv files")
+    args = p.parse_args(argv)
+    heads = [f"{a}-{b}k" for a, b in WINDOWS_K]
+    print("| run | " + " | ".join(heads) + " | env steps | wall s | env steps/s |")
+    print("|---|" + "---:|" * (len(heads) + 3))
+    for path in args.files:
+        try:
+            rows = _rows(path)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"curve_windows: {e}", file=sys.stderr)
+            return 2
+        cells = [_cell(rows, a * 1e3, b * 1e3) for a, b in WINDOWS_K]
+        last = rows[-1]
+        print(f"| {path.stem} | " + " | ".join(cells)
+              + f" | {last['env_steps']} | {last['wall_s']} | {last['env_steps_per_s']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
