@@ -224,6 +224,13 @@ def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
     # without goal stamps (or without action stamps) receive order is all there is
     unstamped = dataclasses.replace(streams, stamp_t={})
     assert bag_eval._goal_for_ticks(unstamped, ticks, True).tolist() == [0, 0, 0, 1]
+    # working through a backlog, the recorder logs episode 0's last ticks after goal 1
+    backlog = dataclasses.replace(streams, goal_t=np.array([0, 15]))
+    assert bag_eval._latest(backlog.goal_t, ticks).tolist() == [0, 1, 1, 1]
+    assert bag_eval._goal_for_ticks(backlog, ticks, True).tolist() == [0, 0, 1, 1]
+    # wall-clock goal stamps that match no input stamp: not lock-step, receive order
+    wall = dataclasses.replace(backlog, stamp_t={B.TOPIC_GOAL_POSE: np.array([1001, 4999])})
+    assert bag_eval._goal_for_ticks(wall, ticks, True).tolist() == [0, 1, 1, 1]
 
 
 def test_an_episode_ends_before_the_next_episodes_first_state_by_stamp():

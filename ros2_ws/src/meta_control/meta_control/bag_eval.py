@@ -10,9 +10,10 @@ rebuilt, and the policy and estimator are stepped offline, deterministically
 Pairing (how a control tick is rebuilt): each recorded ``/meta_controller/policy_action``
 message is one tick (``/forward_position_controller/commands`` when the bag has no policy
 actions). Its inputs are the latest ``/joint_states``, ``/puck_pose`` and ``/goal_pose`` whose
-log (receive) time is at or before the tick's log time, except that a tick whose input stamp
-equals a later goal's header stamp (a lock-step episode's first tick, logged before its goal)
-takes that goal, as do the ticks after it. Joint positions and velocities are
+log (receive) time is at or before the tick's log time, except that in a lock-step bag (goals
+stamped with their episode's first state) each tick takes the latest goal whose stamp is at or
+before its input stamp, as the controller does: the recorder can log ticks before their goal or
+after the next one. Joint positions and velocities are
 reordered to the model's joint order by the names in each JointState. A tick whose latest goal
 message differs from the previous tick's starts a new episode: the policy and estimator state
 are reset, as the controller does on a new goal. The estimator is fed the *recorded* previous
@@ -430,23 +431,31 @@ def _latest(times: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def _goal_for_ticks(streams: Streams, tick_t: np.ndarray, use_actions: bool) -> np.ndarray:
-    """The goal of each tick: the latest goal by log time, except where stamps prove a later one.
+    """The goal of each tick: by stamp in a lock-step bag, else the latest goal by log time.
 
-    Topics are not ordered with each other, so the recorder can log an episode's first action
-    before that episode's goal. In lock-step the goal carries the stamp of the episode's first
-    state (``LOCK_STEP_EPISODE_GAP_S``), and each action the stamp of its input state: a tick
-    whose input stamp equals a goal's stamp belongs to that goal, and so do the ticks after it.
+    Topics are not ordered with each other: the recorder can log an episode's first action
+    before that episode's goal, and, working through a backlog, the last actions of an episode
+    after the next goal. In lock-step the goal carries the stamp of the episode's first state
+    (``LOCK_STEP_EPISODE_GAP_S``) and each action the stamp of its input state, and the
+    controller gives a state to the current goal when its stamp is at or after the goal's: so
+    does the replay, for every stamped tick. A bag is taken as lock-step when its goal stamps
+    increase and one of them equals an action's input stamp (wall-clock stamps of two topics
+    never match to the nanosecond).
     """
     gi = _latest(streams.goal_t, tick_t)
     stamps = streams.stamp_t.get(TOPIC_GOAL_POSE)
-    if not use_actions or stamps is None or len(stamps) != len(streams.goal_t):
+    if not use_actions or stamps is None or len(stamps) != len(streams.goal_t) or not len(gi):
         return gi
-    first = {int(s): i for i, s in enumerate(stamps) if s > 0}
-    floor = -1
-    for k, s in enumerate(streams.action_stamp):
-        floor = max(floor, first.get(int(s), -1))
-        gi[k] = max(gi[k], floor)
-    return gi
+    astamp = streams.action_stamp
+    lock_step = (
+        len(astamp) == len(gi)
+        and bool(np.all(np.diff(stamps) > 0))
+        and bool(np.isin(stamps[stamps > 0], astamp[astamp > 0]).any())
+    )
+    if not lock_step:
+        return gi
+    by_stamp = np.searchsorted(stamps, astamp, side="right") - 1
+    return np.where(astamp >= 0, by_stamp, gi)
 
 
 def topic_timing(streams: Streams) -> dict[str, Any]:
