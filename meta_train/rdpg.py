@@ -452,7 +452,7 @@ class RDPGTrainer:
                 elapsed = time.perf_counter() - start
                 row = {"iteration": self.iteration, "env_steps": self.env_steps,
                        "updates": self.updates,
-                       "wall_s": round(time.perf_counter() - self._wall_start, 1),
+                       "wall_s": round(self._wall_s(), 1),
                        "env_steps_per_s": round((self.env_steps - steps0) / max(elapsed, 1e-9), 1),
                        **{k: round(v, 5) for k, v in stats.items()}, **last_eval}
                 self._log(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import bag_helpers as H
+import numpy as np
 import pytest
 
 from meta_control import bag_eval
@@ -194,29 +196,23 @@ def test_cli_process_exits_2_without_traceback(tmp_path: Path, models) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def _streams(**fields) -> bag_eval.Streams:
+    """Hand-made streams: the given arrays, every other one empty."""
+    empty = {f.name: np.zeros(0, dtype=np.int64) for f in dataclasses.fields(bag_eval.Streams)}
+    labels = dict(joint_names=[], action_label="", true_label="", est_label="", log_t={})
+    return bag_eval.Streams(**{**empty, **labels, **fields})
+
+
 def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
     """Topics are not ordered: the recorder can log an episode's first action before its goal.
     In lock-step the goal carries the first state's stamp, so stamps put that tick right."""
-    import dataclasses
-
-    import numpy as np
-
-    empty = {f.name: np.zeros(0, dtype=np.int64) for f in dataclasses.fields(bag_eval.Streams)}
-    streams = bag_eval.Streams(
-        **{
-            **empty,
-            "joint_names": [],
-            "action_label": "",
-            "true_label": "",
-            "est_label": "",
-            "log_t": {},
-            # goal 0 logged at t=0 (stamp 1000), goal 1 logged at t=35 (stamp 5000)
-            "goal_t": np.array([0, 35]),
-            "stamp_t": {B.TOPIC_GOAL_POSE: np.array([1000, 5000])},
-            # ticks logged at 10, 20, 30 (input stamps 1000, 1040, 5000), then 40 (5040)
-            "action_t": np.array([10, 20, 30, 40]),
-            "action_stamp": np.array([1000, 1040, 5000, 5040]),
-        }
+    streams = _streams(
+        # goal 0 logged at t=0 (stamp 1000), goal 1 logged at t=35 (stamp 5000)
+        goal_t=np.array([0, 35]),
+        stamp_t={B.TOPIC_GOAL_POSE: np.array([1000, 5000])},
+        # ticks logged at 10, 20, 30 (input stamps 1000, 1040, 5000), then 40 (5040)
+        action_t=np.array([10, 20, 30, 40]),
+        action_stamp=np.array([1000, 1040, 5000, 5040]),
     )
     ticks = streams.action_t
     assert bag_eval._latest(streams.goal_t, ticks).tolist() == [0, 0, 0, 1]
@@ -236,34 +232,21 @@ def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
 def test_an_episode_ends_before_the_next_episodes_first_state_by_stamp():
     """The next episode's first puck pose and first tick can be logged before its goal: the
     outcome of an episode is its own last pose, not that one."""
-    import dataclasses
-
-    import numpy as np
-
-    empty = {f.name: np.zeros(0, dtype=np.int64) for f in dataclasses.fields(bag_eval.Streams)}
-    streams = bag_eval.Streams(
-        **{
-            **empty,
-            "joint_names": [],
-            "action_label": "",
-            "true_label": "",
-            "est_label": "",
-            "log_t": {},
-            "goal_t": np.array([0, 35]),
-            "goal_xy": np.array([[0.0, 0.0], [1.0, 0.0]]),
-            "action_t": np.array([10, 20, 30, 40]),
-            "action_stamp": np.array([1000, 1040, 5000, 5040]),
-            # episode 0 ends 0.01 m from its goal; episode 1's first pose (stamp 5000) is logged
-            # at 32, before goal 1, and lies 0.5 m from goal 0; episode 1 ends 0.03 m from its goal
-            "puck_t": np.array([5, 15, 25, 32, 45, 55]),
-            "puck_xyz": np.array(
-                [[0.3, 0, 0], [0.1, 0, 0], [0.01, 0, 0], [0.5, 0, 0], [0.9, 0, 0], [0.97, 0, 0]]
-            ),
-            "stamp_t": {
-                B.TOPIC_GOAL_POSE: np.array([1000, 5000]),
-                B.TOPIC_PUCK_POSE: np.array([1000, 1040, 1080, 5000, 5040, 5080]),
-            },
-        }
+    streams = _streams(
+        goal_t=np.array([0, 35]),
+        goal_xy=np.array([[0.0, 0.0], [1.0, 0.0]]),
+        action_t=np.array([10, 20, 30, 40]),
+        action_stamp=np.array([1000, 1040, 5000, 5040]),
+        # episode 0 ends 0.01 m from its goal; episode 1's first pose (stamp 5000) is logged
+        # at 32, before goal 1, and lies 0.5 m from goal 0; episode 1 ends 0.03 m from its goal
+        puck_t=np.array([5, 15, 25, 32, 45, 55]),
+        puck_xyz=np.array(
+            [[0.3, 0, 0], [0.1, 0, 0], [0.01, 0, 0], [0.5, 0, 0], [0.9, 0, 0], [0.97, 0, 0]]
+        ),
+        stamp_t={
+            B.TOPIC_GOAL_POSE: np.array([1000, 5000]),
+            B.TOPIC_PUCK_POSE: np.array([1000, 1040, 1080, 5000, 5040, 5080]),
+        },
     )
     eps = bag_eval.task_outcome(streams)["episodes"]
     assert [e["final_distance_m"] for e in eps] == pytest.approx([0.01, 0.03])
