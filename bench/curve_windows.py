@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.files:
         try:
             rows = _rows(path)
-        except (OSError, ValueError, KeyError) as e:
-            print(f"curve_windows: {e}", file=sys.stderr)
+            cells = [_cell(rows, a * 1e3, b * 1e3) for a, b in WINDOWS_K]
+            last = rows[-1]
+            tail = f" | {last['env_steps']} | {last['wall_s']} | {last['env_steps_per_s']} |"
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            print(f"curve_windows: {path}: {e}", file=sys.stderr)
             return 2
-        cells = [_cell(rows, a * 1e3, b * 1e3) for a, b in WINDOWS_K]
-        last = rows[-1]
-        print(f"| {path.stem} | " + " | ".join(cells)
-              + f" | {last['env_steps']} | {last['wall_s']} | {last['env_steps_per_s']} |")
+        print(f"| {path.stem} | " + " | ".join(cells) + tail)
     return 0
 
 
