@@ -5,7 +5,9 @@
 Rolls out the deterministic policy of a training run, the privileged scripted pusher (reads the
 sampled friction and damping) and the observing one (infers the friction from its own taps) on
 the same reset seeds, and prints success at 0.05 m per band of the sampled puck friction
-(log-uniform over [0.1, 5] in training, outside it held out). ``--json`` writes the table.
+(log-uniform over [0.1, 5] in training, outside it held out), with the share of the policy's
+episodes that it failed after the puck had been within 0.05 m of the goal (an overshoot, or a
+puck knocked off the goal). ``--json`` writes the table.
 """
 
 from __future__ import annotations
@@ -26,18 +28,24 @@ from sim.scripted import ScriptedPusher
 EDGES = (0.0, 0.1, 0.3, 0.7, 1.5, 3.0, 5.0, float("inf"))
 
 
-def rollouts(env, act, reset, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sampled puck friction and success at 0.05 m of ``episodes`` episodes (seeds seed + i)."""
+def rollouts(
+    env, act, reset, episodes: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sampled puck friction, success at 0.05 m, and whether the puck was within 0.05 m at any
+    step, of ``episodes`` episodes (seeds seed + i)."""
     k = env.dynamics_space.index("puck_friction")
-    friction, success = [], []
+    friction, success, reached = [], [], []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
         reset()
+        closest = np.inf
         for _ in range(env.max_episode_steps):
             obs, _, _, _, info = env.step(act(obs))
+            closest = min(closest, float(info["distance"]))
         friction.append(float(info["mu_raw"][k]))
         success.append(bool(info["is_success_0.05"]))
-    return np.array(friction), np.array(success)
+        reached.append(closest < 0.05)
+    return np.array(friction), np.array(success), np.array(reached)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,18 +78,22 @@ def main(argv: list[str] | None = None) -> int:
         teacher = ScriptedPusher(env, privileged_dynamics=privileged)
         results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
-    friction = results["policy"][0]
+    friction, policy_success, policy_reached = results["policy"]
+    left = policy_reached & ~policy_success  # failed after having reached the goal
     rows = []
     print(f"{args.run} ({args.which}), {args.episodes} episodes, {args.dynamics} dynamics, "
           f"reset seeds {args.seed}+; success at 0.05 m")
-    print(f"| puck friction | episodes | {' | '.join(results)} |")
-    print("|---|---:|" + "---:|" * len(results))
+    names = ["policy", "policy, failed after reaching", *list(results)[1:]]
+    print(f"| puck friction | episodes | {' | '.join(names)} |")
+    print("|---|---:|" + "---:|" * len(names))
     bands = list(zip(EDGES[:-1], EDGES[1:], strict=True)) + [(EDGES[0], EDGES[-1])]
     for lo, hi in bands:
         m = (friction >= lo) & (friction < hi)
         if not m.any():
             continue
-        rates = {name: float(s[m].mean()) for name, (_, s) in results.items()}
+        rates = {name: float(s[m].mean()) for name, (_, s, _) in results.items()}
+        rates = {"policy": rates.pop("policy"),
+                 "policy, failed after reaching": float(left[m].mean()), **rates}
         label = "all" if (lo, hi) == (EDGES[0], EDGES[-1]) else f"[{lo:g}, {hi:g})"
         rows.append({"band": label, "episodes": int(m.sum()), **rates})
         print(f"| {label} | {int(m.sum())} | " + " | ".join(f"{r:.2f}" for r in rates.values())

@@ -60,6 +60,11 @@ class RDPGConfig:
     tau: float = _f(0.05, "Polyak rate of the target networks (target <- (1-tau) target + tau)")
     actor_lr: float = _f(5e-4, "Adam learning rate of the actor")
     critic_lr: float = _f(5e-4, "Adam learning rate of the critic")
+    lr_decay_from: float = _f(1.0, "fraction of total_env_steps after which both learning rates "
+                              "follow a cosine down to lr_final x their initial value at the "
+                              "end of the budget (1.0: constant rates)")
+    lr_final: float = _f(0.1, "learning rates at the end of the budget, as a fraction of the "
+                         "initial ones (with lr_decay_from < 1)")
     action_l2: float = _f(1.0, "penalty on squared normalised actions (HER paper)")
     noise_std: float = _f(0.2, "exploration noise scale, as a fraction of the action bound")
     noise_type: str = _f("ou", "exploration noise: gaussian (white) or ou (Ornstein-Uhlenbeck, "
@@ -118,6 +123,9 @@ class RDPGConfig:
             raise ConfigError(f"gamma must be in (0, 1), got {self.gamma}")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
+        if not 0.0 <= self.lr_decay_from <= 1.0 or not 0.0 <= self.lr_final <= 1.0:
+            raise ConfigError(f"lr_decay_from and lr_final must be in [0, 1], got "
+                              f"{self.lr_decay_from} and {self.lr_final}")
         if self.variant == "ff_history" and self.history < 1:
             raise ConfigError("ff_history needs history >= 1")
         if self.demo_episodes < 0 or not 0.0 <= self.demo_fraction <= 1.0:

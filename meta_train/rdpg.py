@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import math
 import shutil
 import sys
 import time
@@ -440,6 +441,7 @@ class RDPGTrainer:
                 bar.update(self.horizon)
             if self.replay.size * self.horizon >= cfg.batch_episodes and \
                     self.iteration * cfg.n_envs >= cfg.warmup_episodes:
+                stats["lr_scale"] = self._set_learning_rates()
                 for _ in range(cfg.updates_per_iteration):
                     stats.update(self.update())
             self.iteration += 1
@@ -467,12 +469,34 @@ class RDPGTrainer:
         self._save_final()
         return last_eval
 
+    def lr_scale(self) -> float:
+        """Learning-rate multiplier at the current env step: 1 until ``lr_decay_from`` of the
+        budget, then a cosine down to ``lr_final`` at ``total_env_steps``."""
+        cfg = self.cfg
+        start = cfg.lr_decay_from * cfg.total_env_steps
+        if self.env_steps <= start or cfg.lr_decay_from >= 1.0:
+            return 1.0
+        frac = min(1.0, (self.env_steps - start) / max(cfg.total_env_steps - start, 1.0))
+        return cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+    def _set_learning_rates(self) -> float:
+        scale = self.lr_scale()
+        cfg = self.cfg
+        for opt, lr in ((self.actor_opt, cfg.actor_lr), (self.critic_opt, cfg.critic_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+        return scale
+
     def _log(self, row: dict) -> None:
         path = self.run_dir / "progress.csv"
         self.history_rows.append(row)
+        fields = list(row)
+        if path.exists():  # keep the file's columns (a resumed run may log more or fewer keys)
+            with open(path, newline="") as f:
+                fields = next(csv.reader(f), None) or fields
         new = not path.exists()
         with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
+            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 w.writeheader()
             w.writerow(row)

@@ -45,21 +45,30 @@ def small_pusher(tmp_path, **kw) -> RDPGConfig:
     return RDPGConfig(**base)
 
 
-def test_resume_continues_with_identical_state(tmp_path):
-    straight = RDPGTrainer(small_pusher(tmp_path / "a", total_env_steps=800))
+@pytest.mark.parametrize("lr_decay_from", [1.0, 0.25])
+def test_resume_continues_with_identical_state(tmp_path, lr_decay_from):
+    straight = RDPGTrainer(small_pusher(tmp_path / "a", total_env_steps=800,
+                                        lr_decay_from=lr_decay_from))
     straight.train()
     straight.close()
 
-    first = RDPGTrainer(small_pusher(tmp_path / "b", total_env_steps=400))
+    # a run killed after its checkpoint at 400 steps (it had logged two more evaluations):
+    # run it through, then drop every later checkpoint
+    first = RDPGTrainer(small_pusher(tmp_path / "b", total_env_steps=800, keep_checkpoints=10,
+                                     lr_decay_from=lr_decay_from))
     first.train()
     first.close()
-    # a run killed after logging an evaluation but before its checkpoint
-    progress = tmp_path / "b" / "run" / "progress.csv"
+    run = tmp_path / "b" / "run"
+    shutil.rmtree(run / "final")
+    for ckpt in (run / "checkpoints").iterdir():
+        if int(ckpt.name.split("_")[1]) > 4:
+            shutil.rmtree(ckpt)
+    progress = run / "progress.csv"
     logged = progress.read_text().splitlines()
-    progress.write_text("\n".join([*logged, "6" + logged[-1][1:]]) + "\n")
-    resumed = RDPGTrainer(small_pusher(tmp_path / "b", total_env_steps=800), resume=True)
+    resumed = RDPGTrainer(small_pusher(tmp_path / "b", total_env_steps=800,
+                                       lr_decay_from=lr_decay_from), resume=True)
     assert resumed.iteration == 4 and resumed.env_steps == 400
-    assert progress.read_text().splitlines() == logged  # the orphan row is dropped
+    assert progress.read_text().splitlines() == logged[:3]  # rows after the checkpoint dropped
     resumed.train()
     resumed.close()
     assert resumed.updates == straight.updates
@@ -90,6 +99,45 @@ def test_critic_width_can_differ_from_the_actors(tmp_path):
                                        total_env_steps=800), resume=True)
     assert resumed.env_steps == 400
     resumed.close()
+
+
+def test_learning_rates_decay_over_the_end_of_the_budget(tmp_path):
+    cfg = small_pusher(tmp_path, total_env_steps=800, lr_decay_from=0.5, lr_final=0.1,
+                       actor_lr=1e-3, critic_lr=2e-3)
+    trainer = RDPGTrainer(cfg)
+    for steps, scale in ((0, 1.0), (400, 1.0), (600, 0.55), (800, 0.1)):
+        trainer.env_steps = steps
+        assert trainer.lr_scale() == pytest.approx(scale)
+    trainer.env_steps = 0
+    trainer.train()
+    trainer.close()
+    # each iteration's updates run at the rate of the env steps collected so far
+    assert trainer.actor_opt.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert trainer.critic_opt.param_groups[0]["lr"] == pytest.approx(2e-4)
+    rows = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    assert [float(r) for r in _column(rows, "lr_scale")] == pytest.approx([1, 1, 0.55, 0.1])
+
+
+def _column(lines: list[str], name: str) -> list[str]:
+    header = lines[0].split(",")
+    return [line.split(",")[header.index(name)] for line in lines[1:]]
+
+
+def test_progress_rows_keep_the_files_columns(tmp_path):
+    """A run resumed with options that log other keys still writes rows under its header."""
+    first = RDPGTrainer(small_pusher(tmp_path))
+    first.train()
+    first.close()
+    progress = tmp_path / "run" / "progress.csv"
+    header = progress.read_text().splitlines()[0].split(",")
+    progress.write_text(progress.read_text().replace(",lr_scale", "").replace(",1.0,", ","))
+    resumed = RDPGTrainer(small_pusher(tmp_path, total_env_steps=800), resume=True)
+    resumed.train()
+    resumed.close()
+    lines = progress.read_text().splitlines()
+    assert lines[0].split(",") == [h for h in header if h != "lr_scale"]
+    assert all(len(line.split(",")) == len(header) - 1 for line in lines[1:])
+    assert [int(v) for v in _column(lines, "env_steps")] == [200, 400, 600, 800]
 
 
 def test_critic_receives_true_mu_and_actor_never_does(tmp_path):

@@ -1,0 +1,63 @@
+"""The analysis scripts under bench/ run as their docs show them, on a real (tiny) run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from meta_train.config import RDPGConfig
+from meta_train.rdpg import RDPGTrainer
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    cfg = RDPGConfig(env_id="MetaPusherPush-v0", hidden=16, n_envs=2, updates_per_iteration=2,
+                     batch_episodes=4, warmup_episodes=2, eval_every=2, eval_episodes=1,
+                     checkpoint_every=2, total_env_steps=400, progress=False,
+                     run_dir=str(root), run_name="tiny")
+    trainer = RDPGTrainer(cfg)
+    trainer.train()
+    trainer.close()
+    return root / "tiny"
+
+
+def test_success_by_friction_splits_episodes_by_band(tiny_run, tmp_path):
+    out = tmp_path / "table.json"
+    res = _script("success_by_friction.py", str(tiny_run), "--episodes", "3", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "| all | 3 |" in res.stdout
+    rows = json.loads(out.read_text())["rows"]
+    total = rows[-1]
+    assert total["band"] == "all" and total["episodes"] == 3
+    assert sum(r["episodes"] for r in rows[:-1]) == 3
+    # a failure after reaching the goal is a failure
+    assert total["policy, failed after reaching"] <= 1.0 - total["policy"] + 1e-9
+    assert set(total) >= {"privileged teacher", "observing teacher"}
+
+
+def test_success_by_friction_refuses_a_missing_run(tmp_path):
+    res = _script("success_by_friction.py", str(tmp_path / "nope"))
+    assert res.returncode == 2 and "error" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_curve_windows_reads_a_progress_file(tiny_run, tmp_path):
+    res = _script("curve_windows.py", str(tiny_run / "progress.csv"))
+    assert res.returncode == 0, res.stderr
+    row = res.stdout.splitlines()[-1].split(" | ")
+    assert row[0] == "| progress" and row[7] == "400"  # its last env step count
+    bad = tmp_path / "progress.csv"
+    bad.write_text("a,b\n1,2\n")
+    res = _script("curve_windows.py", str(bad))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
