@@ -196,7 +196,8 @@ class RDPGTrainer:
         self.critic.to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
+        self._actor_params = list(self.actor.parameters())
+        self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.replay = EpisodeReplay(
             cfg.buffer_episodes, self.horizon, self.obs_dim, self.act_dim, self.goal_dim,
@@ -353,7 +354,9 @@ class RDPGTrainer:
             actor_loss = actor_loss + cfg.bc_weight * bc
             out = {"bc_loss": bc.item(), "bc_kept": kept}
         self.actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        # Gradients of the actor's parameters only: the critic's would be discarded, and its
+        # recurrent branch (which sees no action of the actor) is skipped in the backward pass.
+        actor_loss.backward(inputs=self._actor_params)
         self.actor_opt.step()
         self._soft_update()
         self.updates += 1
