@@ -62,7 +62,7 @@ def cmd_evaluate(args) -> int:
     from meta_train.evaluate import evaluate_run
 
     results = evaluate_run(args.run_dir, args.episodes, args.dynamics, seed=args.seed,
-                           which=args.which)
+                           which=args.which, fixed=args.fix)
     print(f"{'dynamics':<10} {'success@0.05 [95% CI]':<24} {'success@0.07 [95% CI]':<24}")
     for d, r in results.items():
         print(f"{d:<10} {r.row()}")
@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=10_000)
     p.add_argument("--which", default="best", choices=["best", "final", "latest"],
                    help="checkpoint: best (by the periodic evaluation), final or latest")
+    p.add_argument("--fix", nargs="+", default=[], metavar="PARAM",
+                   help="keep these dynamics parameters or groups at nominal (e.g. "
+                        "obs_noise_frac, puck_friction, joint_damping_scale): what "
+                        "randomizing them costs the policy")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 

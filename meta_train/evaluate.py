@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -50,10 +51,13 @@ class EvalResult:
                 "ci95_0.07": list(self.ci_007), "final_distance_m": self.final_distance_m}
 
 
-def make_eval_env(env_id: str, env_kwargs: dict, dynamics: str):
-    """An env sampling training-range (``train``), held-out (``heldout``) or nominal dynamics."""
+def make_eval_env(env_id: str, env_kwargs: dict, dynamics: str, fixed: Sequence[str] = ()):
+    """An env sampling training-range (``train``), held-out (``heldout``) or nominal dynamics,
+    with the ``fixed`` parameters or groups held at their nominal values."""
     kw = dict(env_kwargs)
     kw.pop("randomize", None)
+    if fixed:
+        kw["fixed_dynamics"] = [*kw.get("fixed_dynamics", ()), *fixed]
     if dynamics == "heldout":
         kw["dynamics_mode"] = "heldout"
     elif dynamics == "nominal":
@@ -96,19 +100,22 @@ def evaluate_actor(
 
 @torch.no_grad()
 def evaluate_run(
-    run_dir, episodes: int, dynamics: list[str], seed: int = 10_000, which: str = "best"
+    run_dir, episodes: int, dynamics: list[str], seed: int = 10_000, which: str = "best",
+    fixed: Sequence[str] = (),
 ) -> dict:
     """Evaluate one checkpoint of a run on each dynamics setting, with reset seeds ``seed + i``.
 
     ``which``: ``best`` (by the run's periodic evaluation; the latest when there is no ``best``
-    yet), ``final`` or ``latest``.
+    yet), ``final`` or ``latest``. ``fixed``: dynamics parameters or groups (e.g.
+    ``obs_noise_frac``, ``puck_friction``) kept at their nominal values, to measure what
+    randomizing each costs the policy; every other parameter is sampled as usual.
     """
     from meta_train.rdpg import load_actor_from_run
 
     actor, cfg = load_actor_from_run(run_dir, which)
     out = {}
     for d in dynamics:
-        env = make_eval_env(cfg.env_id, cfg.env_kwargs, d)
+        env = make_eval_env(cfg.env_id, cfg.env_kwargs, d, fixed)
         out[d] = evaluate_actor(actor, cfg.variant, cfg.history, env, episodes, seed)
         env.close()
     return out

@@ -14,6 +14,7 @@ import torch
 from meta_train.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
 from meta_train.config import RDPGConfig
+from meta_train.evaluate import make_eval_env
 from meta_train.rdpg import RDPGTrainer
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
@@ -376,3 +377,24 @@ def test_the_observing_teacher_labels_and_demonstrates(tmp_path):
     trainer.close()
     with pytest.raises(ValueError, match="teacher"):
         RDPGConfig(teacher="oracle").validate()
+
+
+def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
+    for dynamics in ("train", "heldout"):
+        env = make_eval_env("MetaPusherPush-v0", {}, dynamics,
+                            fixed=["puck_friction", "joint_damping_scale"])
+        names = env.mu_names
+        for seed in range(3):
+            mu = dict(zip(names, env.reset(seed=seed)[1]["mu_raw"], strict=True))
+            assert mu["puck_friction"] == pytest.approx(0.7)  # nominal
+            assert all(mu[n] == pytest.approx(1.0) for n in names if "damping_scale" in n)
+            assert mu["puck_mass"] != pytest.approx(0.25)  # the others are still sampled
+        env.close()
+    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=200))
+    trainer.train()
+    trainer.close()
+    run = str(trainer.run_dir)
+    assert main(["evaluate", run, "--episodes", "2", "--which", "final", "--dynamics", "train",
+                 "heldout", "--fix", "obs_noise_frac"]) == 0
+    assert main(["evaluate", run, "--fix", "no_such_param"]) == 2
+    assert "no_such_param" in capsys.readouterr().err
