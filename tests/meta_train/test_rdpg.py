@@ -13,7 +13,7 @@ import torch
 
 from meta_train.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
-from meta_train.config import RDPGConfig
+from meta_train.config import PRESETS_DIR, RDPGConfig, build_config, load_preset
 from meta_train.evaluate import make_eval_env
 from meta_train.rdpg import RDPGTrainer
 
@@ -398,3 +398,9 @@ def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
                  "heldout", "--fix", "obs_noise_frac"]) == 0
     assert main(["evaluate", run, "--fix", "no_such_param"]) == 2
     assert "no_such_param" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
+def test_every_preset_is_a_valid_configuration(preset):
+    cfg = build_config(RDPGConfig, load_preset(preset))
+    assert cfg.total_env_steps > 0
