@@ -38,18 +38,33 @@ def _cell(rows: list[dict[str, str]], lo: float, hi: float) -> str:
     return f"{statistics.mean(ev):.2f}" + (f" / {statistics.median(bc):.2f}" if bc else "")
 
 
+def _windows(text: str) -> tuple[tuple[float, float], ...]:
+    """``"100-150,150-200"`` -> ((100, 150), (150, 200)) (thousands of env steps)."""
+    try:
+        out = tuple(tuple(float(x) for x in w.split("-")) for w in text.split(","))
+    except ValueError:
+        out = ()
+    if not out or any(len(w) != 2 or not w[0] < w[1] for w in out):
+        raise argparse.ArgumentTypeError(f"expected windows like 100-150,150-200, got {text!r}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print one markdown row per run; exit 2 on a missing or malformed file."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("files", nargs="+", type=Path, help="progress.csv files")
+    p.add_argument("--windows", type=_windows, default=WINDOWS_K, metavar="A-B,C-D,...",
+                   help="env-step windows in thousands (default: the pusher's, "
+                        "30-70,70-180,...,360-421)")
     args = p.parse_args(argv)
-    heads = [f"{a}-{b}k" for a, b in WINDOWS_K]
+    windows = args.windows
+    heads = [f"{a:g}-{b:g}k" for a, b in windows]
     print("| run | " + " | ".join(heads) + " | env steps | wall s | env steps/s |")
     print("|---|" + "---:|" * (len(heads) + 3))
     for path in args.files:
         try:
             rows = _rows(path)
-            cells = [_cell(rows, a * 1e3, b * 1e3) for a, b in WINDOWS_K]
+            cells = [_cell(rows, a * 1e3, b * 1e3) for a, b in windows]
             last = rows[-1]
             tail = f" | {last['env_steps']} | {last['wall_s']} | {last['env_steps_per_s']} |"
         except (OSError, ValueError, KeyError, TypeError) as e:

@@ -57,6 +57,13 @@ def test_curve_windows_reads_a_progress_file(tiny_run, tmp_path):
     assert res.returncode == 0, res.stderr
     row = res.stdout.splitlines()[-1].split(" | ")
     assert row[0] == "| progress" and row[7] == "400"  # its last env step count
+    res = _script("curve_windows.py", "--windows", "0-0.3,0.3-0.5", str(tiny_run / "progress.csv"))
+    assert res.returncode == 0, res.stderr
+    assert "| 0-0.3k | 0.3-0.5k |" in res.stdout
+    row = res.stdout.splitlines()[-1].split(" | ")
+    assert row[1] != "-" and row[2] != "-"  # evaluations at 200 and 400 steps fall in them
+    res = _script("curve_windows.py", "--windows", "5-1", str(tiny_run / "progress.csv"))
+    assert res.returncode == 2 and "expected windows" in res.stderr
     bad = tmp_path / "progress.csv"
     bad.write_text("a,b\n1,2\n")
     res = _script("curve_windows.py", str(bad))
