@@ -7,30 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from meta_train.config import RDPGConfig
-from meta_train.rdpg import RDPGTrainer
-
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
                           text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("runs")
-    cfg = RDPGConfig(env_id="MetaPusherPush-v0", hidden=16, n_envs=2, updates_per_iteration=2,
-                     batch_episodes=4, warmup_episodes=2, eval_every=2, eval_episodes=1,
-                     checkpoint_every=2, total_env_steps=400, progress=False,
-                     run_dir=str(root), run_name="tiny")
-    trainer = RDPGTrainer(cfg)
-    trainer.train()
-    trainer.close()
-    return root / "tiny"
 
 
 def test_success_by_friction_splits_episodes_by_band(tiny_run, tmp_path):

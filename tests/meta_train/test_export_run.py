@@ -9,27 +9,12 @@ import pytest
 
 from meta_control.runtime import EstimatorRuntime, PolicyRuntime
 from meta_train.cli import main
-from meta_train.config import RDPGConfig
 from meta_train.estimator import EstimatorConfig, train_estimator
-from meta_train.rdpg import RDPGTrainer
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    cfg = RDPGConfig(env_id="MetaPusherPush-v0", hidden=16, updates_per_iteration=2,
-                     batch_episodes=4, warmup_episodes=2, eval_every=2, eval_episodes=1,
-                     checkpoint_every=2, total_env_steps=400, progress=False,
-                     run_dir=str(root), run_name="tiny")
-    trainer = RDPGTrainer(cfg)
-    trainer.train()
-    trainer.close()
-    return root / "tiny"
-
-
-def test_exported_policy_carries_the_env_contract(run_dir, tmp_path, capsys):
+def test_exported_policy_carries_the_env_contract(tiny_run, tmp_path, capsys):
     out = tmp_path / "policy.onnx"
-    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert main(["export", str(tiny_run), "--out", str(out)]) == 0
     rt = PolicyRuntime(out)
     m = rt.metadata
     assert m.joint_names == ["joint1", "joint2", "joint3"]
@@ -45,8 +30,8 @@ def test_exported_policy_carries_the_env_contract(run_dir, tmp_path, capsys):
     assert a.shape == (3,) and np.all(np.abs(a) <= 0.05 + 1e-6)
 
 
-def test_estimator_training_exports_a_model_and_report(run_dir, tmp_path):
-    cfg = EstimatorConfig(policy_run=str(run_dir), policy_which="latest", train_episodes=12,
+def test_estimator_training_exports_a_model_and_report(tiny_run, tmp_path):
+    cfg = EstimatorConfig(policy_run=str(tiny_run), policy_which="latest", train_episodes=12,
                           val_episodes=6, heldout_episodes=6, epochs=2, hidden=16,
                           out=str(tmp_path / "est.onnx"))
     report = train_estimator(cfg)
