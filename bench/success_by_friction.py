@@ -1,10 +1,11 @@
-"""Success by puck friction: where a trained policy fails, beside the two scripted teachers.
+"""Success by puck friction: where a trained policy fails, beside the three scripted teachers.
 
     .venv/bin/python bench/success_by_friction.py runs/F --which final --episodes 150 --seed 20000
 
-Rolls out the deterministic policy of a training run, the privileged scripted pusher (reads the
-sampled friction and damping) and the observing one (infers the friction from its own taps) on
-the same reset seeds, and prints success at 0.05 m per band of the sampled puck friction
+Rolls out the deterministic policy of a training run and the three scripted teachers
+(privileged: reads the sampled friction and damping; observing: infers the friction from its
+own taps; contact: a slippery prior until its first contact, the sampled values after) on the
+same reset seeds, and prints success at 0.05 m per band of the sampled puck friction
 (log-uniform over [0.1, 5] in training, outside it held out), with the share of the policy's
 episodes that it failed after the puck had been within 0.05 m of the goal (an overshoot, or a
 puck knocked off the goal). ``--json`` writes the table.
@@ -23,7 +24,7 @@ from meta_train.checkpoint import CheckpointError
 from meta_train.evaluate import make_eval_env
 from meta_train.policy import BatchPolicy
 from meta_train.rdpg import load_actor_from_run
-from sim.scripted import ScriptedPusher
+from sim.scripted import KNOWLEDGE, ScriptedPusher
 
 EDGES = (0.0, 0.1, 0.3, 0.7, 1.5, 3.0, 5.0, float("inf"))
 
@@ -74,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return a[0]
 
     results = {"policy": rollouts(env, act, policy.reset, args.episodes, args.seed)}
-    for name, privileged in (("privileged teacher", True), ("observing teacher", False)):
-        teacher = ScriptedPusher(env, privileged_dynamics=privileged)
+    for knowledge in KNOWLEDGE:
+        name = f"{knowledge} teacher"
+        teacher = ScriptedPusher(env, knowledge=knowledge)
         results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
     friction, policy_success, policy_reached = results["policy"]

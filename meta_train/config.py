@@ -17,7 +17,7 @@ import yaml
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 VARIANTS = ("lstm", "ff", "ff_history", "ff_norand")
-TEACHERS = ("privileged", "observing")
+TEACHERS = ("privileged", "observing", "contact")  # sim.scripted.KNOWLEDGE
 
 
 class ConfigError(ValueError):
@@ -89,9 +89,11 @@ class RDPGConfig:
                              "all episodes (original goals, Q-filtered) instead of the "
                              "demonstrations' executed actions")
     teacher: str = _f("privileged", "scripted teacher of the demonstrations and expert labels: "
-                      "privileged (reads the true puck friction and damping) or observing "
+                      "privileged (reads the true puck friction and damping), observing "
                       "(infers the friction from how far its own taps slide the puck: what a "
-                      "history of observations tells, so a recurrent student can imitate it)")
+                      "history of observations tells, so a recurrent student can imitate it) "
+                      "or contact (acts on a slippery prior until it has touched or seen the "
+                      "puck move, on the true values from then on)")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")

@@ -1,11 +1,11 @@
-"""Expert action labels: the privileged scripted pusher labels the states the actor visits.
+"""Expert action labels: a scripted pusher labels the states the actor visits.
 
 Demonstrations alone teach the actor what to do on the demonstrator's own state distribution;
 once the actor drifts off it, nothing says how to recover (the compounding-error problem of
 behaviour cloning). DAgger (Ross et al. 2011) fixes this by asking the expert what it would do in
-the states the *learner* visits. Here the expert is the privileged :class:`ScriptedPusher`: it
-reads the true simulator state, so it can be queried at every step of every training episode
-for free, and its label is stored with the episode. The actor never sees the privileged state;
+the states the *learner* visits. Here the expert is a :class:`ScriptedPusher` (by default the
+privileged one): it reads the true simulator state, so it can be queried at every step of every
+training episode for free, and its label is stored with the episode. The actor never sees the privileged state;
 like the omniscient critic, the expert is a training-time teacher only (a teacher-student setup),
 and the recurrent actor has to infer from its history what the expert read from the simulator.
 """
@@ -28,16 +28,17 @@ class ExpertActionInfo(gym.Wrapper):
     The label of the observation returned by ``reset`` comes with ``reset``'s info, the label of
     the observation returned by ``step`` with that step's info, so a rollout reads the label of
     ``obs_t`` before choosing ``a_t``. The scripted pusher is stateful (its phase); it follows
-    whatever trajectory the executed actions produce. ``observing``: the teacher that infers the
-    puck's friction from its own taps instead of reading it (see :class:`ScriptedPusher`).
+    whatever trajectory the executed actions produce. ``knowledge``: what the teacher knows of the
+    puck's dynamics (``"privileged"``, ``"observing"`` or ``"contact"``; see
+    :class:`ScriptedPusher`).
     """
 
-    def __init__(self, env: gym.Env, observing: bool = False) -> None:
+    def __init__(self, env: gym.Env, knowledge: str = "privileged") -> None:
         super().__init__(env)
         if not hasattr(env.unwrapped, "world"):
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
             raise ValueError(f"{name}: expert labels need a push env (with a world)")
-        self.expert = ScriptedPusher(env.unwrapped, privileged_dynamics=not observing)
+        self.expert = ScriptedPusher(env.unwrapped, knowledge=knowledge)
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)

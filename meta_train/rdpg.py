@@ -89,7 +89,7 @@ def make_env(cfg: RDPGConfig, **extra):
         env = gym.make(cfg.env_id, **kw)
     if cfg.expert_labels:
         try:
-            env = ExpertActionInfo(env, observing=cfg.teacher == "observing")
+            env = ExpertActionInfo(env, knowledge=cfg.teacher)
         except ValueError as e:
             raise ConfigError(str(e)) from None
     return env
@@ -209,8 +209,7 @@ class RDPGTrainer:
             self.demo_env = make_env(cfg).unwrapped
             if not hasattr(self.demo_env, "world"):
                 raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
-            self.demo_policy = ScriptedPusher(
-                self.demo_env, privileged_dynamics=cfg.teacher != "observing")
+            self.demo_policy = ScriptedPusher(self.demo_env, knowledge=cfg.teacher)
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     policies = {
         "random": lambda obs: rng.uniform(-env.max_offset, env.max_offset).astype(np.float32),
         "scripted": ScriptedPusher(env),
-        "observing": ScriptedPusher(env, privileged_dynamics=False),
+        "observing": ScriptedPusher(env, knowledge="observing"),
+        "contact": ScriptedPusher(env, knowledge="contact"),
     }
     print(
         f"{args.env}: {args.episodes} episodes per policy, dynamics={args.dynamics}, "

@@ -18,6 +18,8 @@ from sim.world import PUCK_RADIUS_M, TABLE_FRICTION
 # Radius of the pushing pin and of the Panda's closed fingertips, near enough (m).
 TIP_RADIUS_M = 0.012
 GRAVITY_M_S2 = 9.81
+# What a scripted pusher may know of the puck's dynamics (see ``ScriptedPusher``).
+KNOWLEDGE = ("privileged", "observing", "contact")
 # Tip travel per control step away from the puck, and near it when not pushing (m).
 FREE_STEP_M = 0.03
 CAREFUL_STEP_M = 0.015
@@ -59,15 +61,24 @@ class ScriptedPusher:
         accept_m: predicted puck-goal distance at which a puck that is not lined up is left be.
         launch_gain: initial puck launch speed per metre of tip move (1/s), learned per episode.
         strike_back_m: gap the tip backs off to before striking a pinned puck (m).
-        privileged_dynamics: read the true puck friction and damping (default). Off, the pusher
-            knows only what a history of observations can tell (an *observing* teacher, which a
-            recurrent student can imitate): it starts from ``prior_friction`` (slippery, so the
-            first tap is short), keeps the launch gain at ``launch_gain``, and after each tap,
+        knowledge: what the pusher knows of the puck's friction and damping (``KNOWLEDGE``).
+            ``"privileged"`` (default) reads the true values from the world. ``"observing"``
+            knows only what a history of observations can tell (a teacher a recurrent student
+            can imitate): it starts from ``prior_friction`` (slippery, so the first tap is
+            short), keeps the launch gain at ``launch_gain``, and after each of its own taps,
             once the puck has stopped, sets its friction belief to the value under which that
             tap's launch speed slides the puck exactly as far as it went; damping is taken at
             its nominal value. A tap that does not move the puck quadruples the belief.
-        prior_friction: the observing teacher's friction belief before its first tap (0.3 was
-            the best of 0.1 and 0.3 on 150 tasks of reset seeds 20,000+, train and held out).
+            ``"contact"`` acts on ``prior_friction`` and the nominal damping until the
+            dynamics show in the puck's motion (the tip has touched the puck, or the puck has
+            moved ``reveal_m`` from where the episode started it, whoever moved it), and on the
+            true values from then on: its actions are a function of what the history shows
+            whichever policy drove the arm, which the observing teacher's (inferred from its
+            own intended taps) are not when it labels a student's states.
+        prior_friction: the friction belief before the first tap (observing) or contact
+            (contact); for the observing teacher 0.3 was the best of 0.1 and 0.3 on 150 tasks
+            of reset seeds 20,000+, train and held out.
+        reveal_m: puck travel from its start that reveals the dynamics to the contact teacher.
     """
 
     def __init__(
@@ -82,9 +93,12 @@ class ScriptedPusher:
         accept_m: float = 0.03,
         launch_gain: float = 100.0,
         strike_back_m: float = 0.015,
-        privileged_dynamics: bool = True,
+        knowledge: str = "privileged",
         prior_friction: float = 0.3,
+        reveal_m: float = 0.003,
     ) -> None:
+        if knowledge not in KNOWLEDGE:
+            raise ValueError(f"knowledge must be one of {KNOWLEDGE}, got {knowledge!r}")
         self.env = env
         self.standoff_m = standoff_m
         self.push_speed_m = push_speed_m
@@ -95,27 +109,32 @@ class ScriptedPusher:
         self.accept_m = accept_m
         self.launch_gain = launch_gain
         self.strike_back_m = strike_back_m
-        self.privileged_dynamics = privileged_dynamics
+        self.knowledge = knowledge
         self.prior_friction = prior_friction
+        self.reveal_m = reveal_m
         self.reset()
 
     def reset(self) -> None:
         """Forget the last episode: phase, learned launch gain and tap bookkeeping."""
         self._phase = "approach"
         self._kappa = self.launch_gain
-        self._tap: tuple[np.ndarray, np.ndarray, float] | None = None
+        # Pending tap: puck and tip before it, push direction, planned tip move.
+        self._tap: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
         self._taps = 0
         self._jammed = False
         self._striking = False
         self._friction_belief = self.prior_friction * TABLE_FRICTION
+        self._puck_start: np.ndarray | None = None
+        self._revealed = self.knowledge == "privileged"
 
     # --- privileged reads ---------------------------------------------------------------------
     def _dynamics(self) -> tuple[float, float]:
-        """Puck friction (times the table's) and linear damping rate (1/s): the true values,
-        or the observing teacher's friction belief and the nominal damping."""
+        """Puck friction (times the table's) and linear damping rate (1/s): the true values
+        (privileged, or contact once revealed), or the friction belief and the nominal
+        damping."""
         world = self.env.world
         space = world.dynamics_space
-        if self.privileged_dynamics:
+        if self._revealed:
             friction = float(world.mu[space.index("puck_friction")]) * TABLE_FRICTION
             damping = float(world.mu[space.index("puck_damping")])
         else:
@@ -152,8 +171,15 @@ class ScriptedPusher:
     def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         world = self.env.world
         client = world.sim.client
-        friction, rate = self._dynamics()
         puck = world.puck_xy()
+        ee = world.ee_position()[:2]
+        if self.knowledge == "contact" and not self._revealed:
+            if self._puck_start is None:
+                self._puck_start = puck.copy()
+            touched = np.linalg.norm(ee - puck) < PUCK_RADIUS_M + TIP_RADIUS_M + 0.002
+            moved = np.linalg.norm(puck - self._puck_start) > self.reveal_m
+            self._revealed = bool(touched or moved)
+        friction, rate = self._dynamics()
         puck_vel = np.array(client.getBaseVelocity(world.puck_uid)[0][:2])
         speed_now = float(np.linalg.norm(puck_vel))
         rest = puck + puck_vel / max(speed_now, 1e-9) * self._stopping_distance(
@@ -164,10 +190,9 @@ class ScriptedPusher:
         dist = float(np.linalg.norm(to_goal))
         rest_dist = float(np.linalg.norm(goal - rest))
         direction = to_goal / max(dist, 1e-6)
-        ee = world.ee_position()[:2]
         rel = ee - puck
-        if self.privileged_dynamics:
-            self._learn_from_tap(puck, rest, friction, rate)
+        if self.knowledge != "observing":
+            self._learn_from_tap(puck, rest, ee, friction, rate)
         elif speed_now < 0.01:
             self._infer_friction(puck, rate)  # the tapped puck has come to rest: how far?
             friction, rate = self._dynamics()
@@ -232,21 +257,32 @@ class ScriptedPusher:
         return np.clip(q_target - q, -self.env.max_offset, self.env.max_offset).astype(np.float32)
 
     def _learn_from_tap(
-        self, puck: np.ndarray, rest: np.ndarray, friction: float, rate: float
+        self, puck: np.ndarray, rest: np.ndarray, ee: np.ndarray, friction: float, rate: float
     ) -> None:
         """Update the launch gain (puck speed per metre of tip move) from the last tap."""
-        tap = self._end_tap(rest)
+        tap = self._end_tap(rest, ee)
         if tap is not None and not self._jammed and tap[1] > 1e-4:
             slide, move = tap
             self._kappa = self._stop_speed(slide, friction, rate) / move
 
-    def _end_tap(self, rest: np.ndarray) -> tuple[float, float] | None:
+    def _end_tap(self, rest: np.ndarray, ee: np.ndarray) -> tuple[float, float] | None:
         """Close the pending tap: (how far it slid the puck to ``rest``, the tip's move), and
-        whether the puck jammed; None when no tap is pending."""
+        whether the puck jammed; None when no tap is pending.
+
+        The contact teacher takes the tip's move from where the tip went (``ee``), not from
+        its plan: labelling a student's states, the executed action is the student's, and a
+        tip that neither advanced a millimetre nor ends pressed on the puck (a pinned puck
+        stops the tip) closes no tap, nor reads as a jammed puck.
+        """
         if self._tap is None:
             return None
-        before, direction, move = self._tap
+        before, ee_before, direction, move = self._tap
         self._tap = None
+        if self.knowledge == "contact":
+            move = float(np.dot(ee - ee_before, direction))
+            pressed = np.linalg.norm(ee - rest) < PUCK_RADIUS_M + TIP_RADIUS_M + 1e-3
+            if move < 1e-3 and not pressed:
+                return None
         slide = float(np.dot(rest - before, direction))
         self._jammed = slide < 0.002
         return slide, move
@@ -254,7 +290,7 @@ class ScriptedPusher:
     def _infer_friction(self, puck: np.ndarray, rate: float) -> None:
         """Observing teacher: the friction under which the last tap's launch speed slides the
         puck as far as it went (the launch gain stays at its prior)."""
-        tap = self._end_tap(puck)
+        tap = self._end_tap(puck, self.env.world.ee_position()[:2])
         if tap is None:
             return
         slide, move = tap
@@ -294,7 +330,7 @@ class ScriptedPusher:
             return puck - direction * (contact + self.strike_back_m), 2.0 * self.push_speed_m
         if self._striking:
             self._striking = False
-            self._tap = (puck.copy(), direction.copy(), gap + self.push_speed_m)
+            self._tap = (puck.copy(), ee.copy(), direction.copy(), gap + self.push_speed_m)
             return puck - direction * (contact - self.push_speed_m), 1.0
         if gap > 0.004:
             # Close in without touching: a run-up would bat the puck away.
@@ -303,7 +339,7 @@ class ScriptedPusher:
         share = self.push_gain if self._taps == 0 else 0.9
         need = self._stop_speed(max(share * remaining, 0.0), friction, rate)
         move = float(np.clip(need / self._kappa, 0.001, self.push_speed_m))
-        self._tap = (puck.copy(), direction.copy(), move)
+        self._tap = (puck.copy(), ee.copy(), direction.copy(), move)
         self._taps += 1
         advance = move - gap
         return puck - direction * (contact - advance), move + 1e-3

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sim.scripted import KNOWLEDGE
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -26,7 +28,7 @@ def test_success_by_friction_splits_episodes_by_band(tiny_run, tmp_path):
     assert sum(r["episodes"] for r in rows[:-1]) == 3
     # a failure after reaching the goal is a failure
     assert total["policy, failed after reaching"] <= 1.0 - total["policy"] + 1e-9
-    assert set(total) >= {"privileged teacher", "observing teacher"}
+    assert set(total) >= {f"{k} teacher" for k in KNOWLEDGE}
 
 
 def test_success_by_friction_refuses_a_missing_run(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
 import sim  # noqa: F401
 from meta_train.expert import INFO_KEY, ExpertActionInfo
-from sim.scripted import ScriptedPusher
+from sim.scripted import KNOWLEDGE, ScriptedPusher
 
 
 def make(env_id="MetaPusherPush-v0"):
@@ -18,11 +18,11 @@ def make(env_id="MetaPusherPush-v0"):
         return gym.make(env_id)
 
 
-@pytest.mark.parametrize("observing", [False, True])
-def test_each_label_is_the_experts_action_for_the_observation_it_comes_with(observing):
-    env = ExpertActionInfo(make(), observing=observing)
+@pytest.mark.parametrize("knowledge", KNOWLEDGE)
+def test_each_label_is_the_experts_action_for_the_observation_it_comes_with(knowledge):
+    env = ExpertActionInfo(make(), knowledge=knowledge)
     # same world, same observations: same actions
-    reference = ScriptedPusher(env.unwrapped, privileged_dynamics=not observing)
+    reference = ScriptedPusher(env.unwrapped, knowledge=knowledge)
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=3)
     reference.reset()

@@ -13,9 +13,10 @@ import torch
 
 from meta_train.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
-from meta_train.config import PRESETS_DIR, RDPGConfig, build_config, load_preset
+from meta_train.config import PRESETS_DIR, TEACHERS, RDPGConfig, build_config, load_preset
 from meta_train.evaluate import make_eval_env
 from meta_train.rdpg import RDPGTrainer
+from sim.scripted import KNOWLEDGE
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
              batch_episodes=32, warmup_episodes=10, actor_lr=1e-3, critic_lr=1e-3,
@@ -365,18 +366,20 @@ def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):
                                run_dir=str(tmp_path), run_name="toy"))
 
 
-def test_the_observing_teacher_labels_and_demonstrates(tmp_path):
+@pytest.mark.parametrize("teacher", ["observing", "contact"])
+def test_the_teacher_option_picks_who_labels_and_demonstrates(tmp_path, teacher):
     cfg = small_pusher(tmp_path, expert_labels=True, bc_weight=1.0, demo_episodes=1,
-                       teacher="observing")
+                       teacher=teacher)
     trainer = RDPGTrainer(cfg)
-    assert trainer.demo_policy.privileged_dynamics is False
-    assert all(env.expert.privileged_dynamics is False for env in trainer.envs.envs)
+    assert trainer.demo_policy.knowledge == teacher
+    assert all(env.expert.knowledge == teacher for env in trainer.envs.envs)
     trainer.collect_demo()
     trainer.collect()
     assert trainer.replay.n_demos == 1 and trainer.replay.n_labelled == 3
     trainer.close()
     with pytest.raises(ValueError, match="teacher"):
         RDPGConfig(teacher="oracle").validate()
+    assert TEACHERS == KNOWLEDGE  # the config's names are the scripted pusher's
 
 
 def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):

@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import sim
 from sim.dynamics import DynamicsConfigError
 from sim.envs import InvalidActionError
-from sim.scripted import ScriptedPusher
+from sim.scripted import KNOWLEDGE, ScriptedPusher
 
 warnings.filterwarnings("ignore", message=".*Box observation space.*")
 
@@ -136,16 +136,16 @@ def test_scripted_pusher_solves_most_nominal_episodes():
     assert wins >= 8  # 57 of 60 measured (seeds 1000-1059)
 
 
-@pytest.mark.parametrize("privileged", [True, False], ids=["privileged", "observing"])
+@pytest.mark.parametrize("knowledge", KNOWLEDGE)
 @pytest.mark.parametrize("friction", [0.12, 4.0])
-def test_scripted_pusher_handles_slippery_and_sticky_pucks(friction, privileged):
+def test_scripted_pusher_handles_slippery_and_sticky_pucks(friction, knowledge):
     # Every tip advance bats the puck, so a slippery one must be tapped gently (the old
     # constant-speed push solved 0 of these 10) and a sticky one, pinned by the tip, struck.
-    # The observing pusher has to find out which it is from its own taps.
+    # The observing and contact pushers have to find out which it is from the first tap.
     env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
     mu = env.dynamics_space.nominal.copy()
     mu[env.dynamics_space.index("puck_friction")] = friction
-    policy = ScriptedPusher(env, privileged_dynamics=privileged)
+    policy = ScriptedPusher(env, knowledge=knowledge)
     wins = 0
     for seed in range(10):
         obs, _ = env.reset(seed=seed, options={"mu": mu})
@@ -153,15 +153,17 @@ def test_scripted_pusher_handles_slippery_and_sticky_pucks(friction, privileged)
         for _ in range(env.max_episode_steps):
             obs, _, _, _, info = env.step(policy(obs))
         wins += info["is_success_0.05"]
-    assert wins >= 8  # 9 of 10 measured for both frictions; observing 10 (0.12) and 9 (4.0)
+    assert wins >= 8  # 9 of 10 measured for both frictions; observing 10 (0.12) and 9 (4.0);
+    # contact 10 (0.12) and 9 (4.0)
 
 
-def _actions_with_recorded_dynamics_replaced(privileged: bool) -> tuple[list, list]:
+def _actions_with_recorded_dynamics_replaced(knowledge: str) -> tuple[list, list, int]:
     """One episode's actions, then the same episode's with the world's record of the sampled
-    dynamics overwritten after reset (the physics unchanged)."""
+    dynamics overwritten after reset (the physics unchanged), and the first step at which the
+    pusher acted on what it knows of the dynamics as revealed (the episode's length if never)."""
     env = gym.make("MetaPusherPush-v0").unwrapped
-    policy = ScriptedPusher(env, privileged_dynamics=privileged)
-    runs = []
+    policy = ScriptedPusher(env, knowledge=knowledge)
+    runs, revealed = [], []
     for tamper in (False, True):
         obs, _ = env.reset(seed=7)
         policy.reset()
@@ -170,21 +172,55 @@ def _actions_with_recorded_dynamics_replaced(privileged: bool) -> tuple[list, li
             env.world.mu = env.world.mu.copy()
             env.world.mu[space.index("puck_friction")] *= 10.0
             env.world.mu[space.index("puck_damping")] *= 0.5
-        actions = []
-        for _ in range(env.max_episode_steps):
+        actions, first = [], env.max_episode_steps
+        for t in range(env.max_episode_steps):
             actions.append(policy(obs))
+            if policy._revealed:
+                first = min(first, t)
             obs, *_ = env.step(actions[-1])
         runs.append(actions)
+        revealed.append(first)
     env.close()
-    return runs[0], runs[1]
+    assert revealed[0] == revealed[1]
+    return runs[0], runs[1], revealed[0]
 
 
 def test_observing_pusher_never_reads_the_sampled_dynamics():
-    clean, tampered = _actions_with_recorded_dynamics_replaced(privileged=False)
+    clean, tampered, revealed = _actions_with_recorded_dynamics_replaced("observing")
     np.testing.assert_array_equal(np.array(clean), np.array(tampered))
+    assert revealed == len(clean)
     # the privileged pusher does read them: the same tampering changes its actions
-    clean, tampered = _actions_with_recorded_dynamics_replaced(privileged=True)
-    assert not np.allclose(np.array(clean), np.array(tampered))
+    clean, tampered, revealed = _actions_with_recorded_dynamics_replaced("privileged")
+    assert revealed == 0 and not np.allclose(np.array(clean), np.array(tampered))
+
+
+def test_contact_pusher_reads_the_sampled_dynamics_only_once_the_puck_shows_them():
+    clean, tampered, revealed = _actions_with_recorded_dynamics_replaced("contact")
+    # the approach and the first tap are the prior's; the tampering shows only after contact
+    assert 5 < revealed < len(clean)
+    np.testing.assert_array_equal(np.array(clean[:revealed]), np.array(tampered[:revealed]))
+    assert not np.allclose(np.array(clean[revealed:]), np.array(tampered[revealed:]))
+
+
+@pytest.mark.parametrize("knowledge", ["privileged", "contact"])
+def test_a_tap_the_arm_did_not_execute_is_not_taken_for_a_jammed_puck(knowledge):
+    # Labelling a student's states, the teacher's planned tap may not be what the arm did. The
+    # contact teacher measures the tip's move: a tap not executed closes nothing; the privileged
+    # one (unchanged, so the shipped model's teacher stays as it was) reads it as a jammed puck.
+    env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
+    policy = ScriptedPusher(env, knowledge=knowledge)
+    obs, _ = env.reset(seed=0)
+    policy.reset()
+    for _ in range(env.max_episode_steps):
+        action = policy(obs)
+        if policy._tap is not None:
+            break
+        obs, *_ = env.step(action)
+    assert policy._tap is not None  # the pusher planned its first tap
+    obs, *_ = env.step(np.zeros_like(action))  # ...and the arm held still instead
+    policy(obs)
+    assert policy._jammed is (knowledge == "privileged")
+    env.close()
 
 
 def test_demo_command_runs(capsys):
