@@ -83,6 +83,13 @@ class RDPGConfig:
     bc_batch_episodes: int = _f(8, "demonstration episodes per behaviour-cloning batch")
     bc_q_filter: bool = _f(True, "clone only where the critic prefers the demonstrated action "
                            "(Q-filter); off: clone every demonstrated step")
+    bc_q_filter_informed_only: bool = _f(False, "with expert labels: Q-filter only the labels "
+                                         "the teacher gave knowing the true dynamics (contact "
+                                         "teacher: after the puck showed them; privileged: "
+                                         "all) and clone the others at every step. The "
+                                         "omniscient critic judges a label by the true "
+                                         "dynamics, which the student cannot tell apart "
+                                         "before the teacher could")
     expert_labels: bool = _f(False, "push envs: the privileged scripted pusher labels every "
                              "state of every collected episode with its action (DAgger, Ross "
                              "et al. 2011) and the behaviour-cloning loss uses these labels on "
@@ -140,6 +147,8 @@ class RDPGConfig:
                               "demo_fraction) or expert_labels")
         if self.teacher not in TEACHERS:
             raise ConfigError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        if self.bc_q_filter_informed_only and not (self.expert_labels and self.bc_q_filter):
+            raise ConfigError("bc_q_filter_informed_only needs expert_labels and bc_q_filter")
         if self.expert_labels and self.bc_weight <= 0:
             raise ConfigError("expert_labels are used only by the behaviour-cloning loss; "
                               "set bc_weight > 0")

@@ -5,9 +5,10 @@ once the actor drifts off it, nothing says how to recover (the compounding-error
 behaviour cloning). DAgger (Ross et al. 2011) fixes this by asking the expert what it would do in
 the states the *learner* visits. Here the expert is a :class:`ScriptedPusher` (by default the
 privileged one): it reads the true simulator state, so it can be queried at every step of every
-training episode for free, and its label is stored with the episode. The actor never sees the privileged state;
-like the omniscient critic, the expert is a training-time teacher only (a teacher-student setup),
-and the recurrent actor has to infer from its history what the expert read from the simulator.
+training episode for free, and its label is stored with the episode. The actor never sees the
+privileged state; like the omniscient critic, the expert is a training-time teacher only (a
+teacher-student setup), and the recurrent actor has to infer from its history what the expert
+read from the simulator.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 from sim.scripted import ScriptedPusher
 
 INFO_KEY = "expert_action"
+# Whether the label was given knowing the true dynamics (ScriptedPusher.knows_dynamics).
+INFORMED_KEY = "expert_knows_dynamics"
 
 
 class ExpertActionInfo(gym.Wrapper):
@@ -27,7 +30,8 @@ class ExpertActionInfo(gym.Wrapper):
 
     The label of the observation returned by ``reset`` comes with ``reset``'s info, the label of
     the observation returned by ``step`` with that step's info, so a rollout reads the label of
-    ``obs_t`` before choosing ``a_t``. The scripted pusher is stateful (its phase); it follows
+    ``obs_t`` before choosing ``a_t``; ``info["expert_knows_dynamics"]`` says whether the label
+    was given knowing the true dynamics. The scripted pusher is stateful (its phase); it follows
     whatever trajectory the executed actions produce. ``knowledge``: what the teacher knows of the
     puck's dynamics (``"privileged"``, ``"observing"`` or ``"contact"``; see
     :class:`ScriptedPusher`).
@@ -43,11 +47,12 @@ class ExpertActionInfo(gym.Wrapper):
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
         self.expert.reset()
-        return obs, {**info, INFO_KEY: self._label(obs)}
+        return obs, {**info, **self._label(obs)}
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, {**info, INFO_KEY: self._label(obs)}
+        return obs, reward, terminated, truncated, {**info, **self._label(obs)}
 
-    def _label(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(self.expert(obs), dtype=np.float32)
+    def _label(self, obs: dict[str, np.ndarray]) -> dict[str, Any]:
+        action = np.asarray(self.expert(obs), dtype=np.float32)
+        return {INFO_KEY: action, INFORMED_KEY: self.expert.knows_dynamics}

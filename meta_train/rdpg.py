@@ -48,7 +48,7 @@ from meta_train.checkpoint import (
 from meta_train.config import ConfigError, RDPGConfig, build_config, save_config
 from meta_train.evaluate import evaluate_actor, make_eval_env
 from meta_train.expert import INFO_KEY as EXPERT_KEY
-from meta_train.expert import ExpertActionInfo
+from meta_train.expert import INFORMED_KEY, ExpertActionInfo
 from meta_train.kinematics import (
     Featurized,
     ForwardKinematics,
@@ -152,6 +152,15 @@ def _with_tool(net, tool: torch.Tensor | None, horizon: int | None = None) -> di
     return {"tool": tool if horizon is None else tool[:, :horizon]}
 
 
+def q_filter_mask(q_label: torch.Tensor, q_actor: torch.Tensor,
+                  informed: torch.Tensor | None = None) -> torch.Tensor:
+    """Steps whose label is cloned: where the critic values the label above the actor's own
+    action (Q-filter, Nair et al. 2018), and, given ``informed`` (bool, same shape), every step
+    whose label was given without knowing the true dynamics."""
+    keep = q_label > q_actor
+    return keep if informed is None else keep | ~informed
+
+
 class RDPGTrainer:
     """Owns envs, networks, optimisers, replay and the training state of one run."""
 
@@ -239,6 +248,7 @@ class RDPGTrainer:
         dg = np.zeros((n, t_max, self.goal_dim), np.float32)
         acts = np.zeros((n, t_max, self.act_dim), np.float32)
         labels = np.zeros((n, t_max, self.act_dim), np.float32) if cfg.expert_labels else None
+        informed = np.ones((n, t_max), bool)
         o[:, 0], ag[:, 0] = obs["observation"], obs["achieved_goal"]
         warm = self.iteration * n < cfg.warmup_episodes
         policy = BatchPolicy(self.actor, cfg.variant, cfg.history, n, self.device)
@@ -247,6 +257,7 @@ class RDPGTrainer:
             dg[:, t] = obs["desired_goal"]
             if labels is not None:
                 labels[:, t] = info[EXPERT_KEY]
+                informed[:, t] = info[INFORMED_KEY]
             white = self.rng.normal(0, cfg.noise_std, (n, self.act_dim))
             if cfg.noise_type == "ou":  # x <- x - theta x + sigma N(0, 1)  (Lillicrap et al.)
                 ou = ou * (1.0 - cfg.ou_theta) + white
@@ -269,7 +280,8 @@ class RDPGTrainer:
             o[:, t + 1], ag[:, t + 1] = obs["observation"], obs["achieved_goal"]
         for i in range(n):
             self.replay.add(o[i], acts[i], ag[i], dg[i], mu[i],
-                            expert_action=None if labels is None else labels[i])
+                            expert_action=None if labels is None else labels[i],
+                            expert_informed=informed[i])
         self.env_steps += n * t_max
         # normalisers: actor input (stacked for ff_history) and critic input
         with torch.no_grad():
@@ -297,19 +309,21 @@ class RDPGTrainer:
         dg = np.zeros((t_max, self.goal_dim), np.float32)
         acts = np.zeros((t_max, self.act_dim), np.float32)
         labels = np.zeros((t_max, self.act_dim), np.float32)
+        informed = np.ones(t_max, bool)
         o[0], ag[0] = obs["observation"], obs["achieved_goal"]
         ou = np.zeros(self.act_dim)
         for t in range(t_max):
             dg[t] = obs["desired_goal"]
             ou = ou * (1.0 - cfg.ou_theta) + self.rng.normal(0, 0.5 * cfg.noise_std, self.act_dim)
             labels[t] = self.demo_policy(obs)
+            informed[t] = self.demo_policy.knows_dynamics
             a = np.clip(labels[t] + ou * self.action_scale, -self.action_scale,
                         self.action_scale).astype(np.float32)
             obs, _, _, _, info = env.step(a)
             acts[t] = a
             o[t + 1], ag[t + 1] = obs["observation"], obs["achieved_goal"]
         self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32), demo=True,
-                        expert_action=labels)
+                        expert_action=labels, expert_informed=informed)
         self.env_steps += t_max
 
     # --- learning -----------------------------------------------------------------------------
@@ -369,7 +383,11 @@ class RDPGTrainer:
         actions) and is pulled towards the target action only at steps where the critic values
         that action above the actor's own (``bc_q_filter``; without it, at every step). The
         targets are the demonstrations' executed actions, or with ``expert_labels`` the expert's
-        label of every state of every stored episode, the actor's own included (DAgger).
+        label of every state of every stored episode, the actor's own included (DAgger). With
+        ``bc_q_filter_informed_only`` the filter applies only to labels the teacher gave knowing
+        the true dynamics; the others are always kept: the omniscient critic's verdict on them
+        depends on dynamics neither the teacher nor the student could tell apart yet, and
+        filtering by it would teach the student, per true dynamics, what it cannot infer.
         Returns the loss and the share of steps kept.
         """
         cfg, dev = self.cfg, self.device
@@ -397,7 +415,8 @@ class RDPGTrainer:
             q_demo, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu, **c_tool)
             q_pi, _ = self.critic(obs[:, :horizon], goal, pi.detach(), prev[:, :horizon], mu,
                                   **c_tool)
-            keep = (q_demo > q_pi)[..., 0].float()
+            informed = t(b.expert_informed) if cfg.bc_q_filter_informed_only else None
+            keep = q_filter_mask(q_demo[..., 0], q_pi[..., 0], informed).float()
         return (err * keep).sum() / keep.sum().clamp(min=1.0), keep.mean().item()
 
     @torch.no_grad()

@@ -35,6 +35,8 @@ class EpisodeBatch(NamedTuple):
     mu: np.ndarray  # [B, mu_dim]
     achieved_goal: np.ndarray  # [B, T+1, goal_dim]
     expert_action: np.ndarray | None = None  # [B, T, act_dim] (labelled batches only)
+    # [B, T] bool: the label was given knowing the true dynamics (labelled batches only)
+    expert_informed: np.ndarray | None = None
 
 
 class EpisodeReplay:
@@ -92,6 +94,7 @@ class EpisodeReplay:
         self.demo = np.zeros(capacity, bool)
         self.expert_action = np.zeros((capacity, t, act_dim), np.float32)
         self.labelled = np.zeros(capacity, bool)
+        self.expert_informed = np.ones((capacity, t), bool)
         self.size = 0
         self.next = 0
 
@@ -102,15 +105,18 @@ class EpisodeReplay:
         return self.her_k / (self.her_k + 1.0)
 
     def add(self, obs, action, achieved_goal, desired_goal, mu, demo: bool = False,
-            expert_action=None) -> None:
+            expert_action=None, expert_informed=None) -> None:
         """Store one episode: ``obs [T+1, .]``, ``action [T, .]``, ``achieved_goal [T+1, .]``,
-        ``desired_goal [T, .]``, ``mu [mu_dim]``; ``demo`` marks a demonstration and
-        ``expert_action [T, .]`` is the expert's label of each visited state (or None)."""
+        ``desired_goal [T, .]``, ``mu [mu_dim]``; ``demo`` marks a demonstration,
+        ``expert_action [T, .]`` is the expert's label of each visited state (or None) and
+        ``expert_informed [T]`` whether each label was given knowing the true dynamics
+        (default: all)."""
         i = self.next
         self.demo[i] = demo
         self.labelled[i] = expert_action is not None
         if expert_action is not None:
             self.expert_action[i] = expert_action
+        self.expert_informed[i] = True if expert_informed is None else expert_informed
         self.obs[i] = obs
         self.action[i] = action
         self.achieved_goal[i] = achieved_goal
@@ -174,7 +180,7 @@ class EpisodeReplay:
     def sample_labelled(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Expert-labelled episodes with their original goals and ``expert_action`` (DAgger)."""
         idx = self._sample_marked(self.labelled, "expert-labelled episodes", batch_size, rng)
-        return self._original_goal_batch(idx, self.expert_action[idx])
+        return self._original_goal_batch(idx, self.expert_action[idx], self.expert_informed[idx])
 
     def _sample_marked(self, mark: np.ndarray, what: str, batch_size: int,
                        rng: np.random.Generator) -> np.ndarray:
@@ -184,19 +190,21 @@ class EpisodeReplay:
             raise RuntimeError(f"the replay buffer holds no {what}")
         return marked[rng.integers(0, len(marked), size=batch_size)]
 
-    def _original_goal_batch(self, idx: np.ndarray,
-                             expert_action: np.ndarray | None = None) -> EpisodeBatch:
+    def _original_goal_batch(self, idx: np.ndarray, expert_action: np.ndarray | None = None,
+                             expert_informed: np.ndarray | None = None) -> EpisodeBatch:
         goal = self.desired_goal[idx]
         reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
-        return self._batch(idx, goal, reward.astype(np.float32), expert_action)
+        return self._batch(idx, goal, reward.astype(np.float32), expert_action, expert_informed)
 
     def _batch(self, idx: np.ndarray, goal: np.ndarray, reward: np.ndarray,
-               expert_action: np.ndarray | None = None) -> EpisodeBatch:
+               expert_action: np.ndarray | None = None,
+               expert_informed: np.ndarray | None = None) -> EpisodeBatch:
         action = self.action[idx]
         prev = np.concatenate([np.zeros_like(action[:, :1]), action], axis=1)
         return EpisodeBatch(
             obs=self.obs[idx], action=action, prev_action=prev, goal=goal, reward=reward,
             mu=self.mu[idx], achieved_goal=self.achieved_goal[idx], expert_action=expert_action,
+            expert_informed=expert_informed,
         )
 
     # --- persistence (checkpoint/resume) ------------------------------------------------------
@@ -208,6 +216,7 @@ class EpisodeReplay:
             "demo": self.demo[: self.size].astype(np.uint8),
             "labelled": self.labelled[: self.size].astype(np.uint8),
             "expert_action": self.expert_action[: self.size],
+            "expert_informed": self.expert_informed[: self.size].astype(np.uint8),
             "counters": np.array([self.size, self.next], np.int64),
         }
 
@@ -235,6 +244,9 @@ class EpisodeReplay:
                 )
             self.labelled[:size] = state["labelled"].astype(bool)
             self.expert_action[:size] = state["expert_action"]
+        self.expert_informed[:] = True  # absent in checkpoints from before the flag: all
+        if "expert_informed" in state:
+            self.expert_informed[:size] = state["expert_informed"].astype(bool)
         self.size, self.next = size, nxt
         ag = self.achieved_goal[:size]
         self.moved[:size] = np.linalg.norm(ag[:, -1] - ag[:, 0], axis=-1) > self.moved_threshold

@@ -127,6 +127,12 @@ class ScriptedPusher:
         self._puck_start: np.ndarray | None = None
         self._revealed = self.knowledge == "privileged"
 
+    @property
+    def knows_dynamics(self) -> bool:
+        """Whether the last action was chosen on the true friction and damping (privileged:
+        always; observing: never; contact: once the puck has shown them)."""
+        return self._revealed
+
     # --- privileged reads ---------------------------------------------------------------------
     def _dynamics(self) -> tuple[float, float]:
         """Puck friction (times the table's) and linear damping rate (1/s): the true values

@@ -8,7 +8,7 @@ import pytest
 
 import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
 import sim  # noqa: F401
-from meta_train.expert import INFO_KEY, ExpertActionInfo
+from meta_train.expert import INFO_KEY, INFORMED_KEY, ExpertActionInfo
 from sim.scripted import KNOWLEDGE, ScriptedPusher
 
 
@@ -30,11 +30,28 @@ def test_each_label_is_the_experts_action_for_the_observation_it_comes_with(know
     for _ in range(30):
         expected = reference(obs)
         np.testing.assert_allclose(info[INFO_KEY], expected, atol=1e-6)
+        assert info[INFORMED_KEY] is reference.knows_dynamics
         labels.append(info[INFO_KEY])
         high = env.action_space.high
         obs, _, _, _, info = env.step(rng.uniform(-high, high).astype(np.float32))
         moved |= not np.allclose(labels[-1], labels[0])
     assert moved  # the labels follow the random trajectory, they are not one constant
+    env.close()
+
+
+@pytest.mark.parametrize("knowledge", KNOWLEDGE)
+def test_each_label_says_whether_the_teacher_knew_the_dynamics(knowledge):
+    env = ExpertActionInfo(make(), knowledge=knowledge)
+    obs, info = env.reset(seed=3)
+    informed = [info[INFORMED_KEY]]
+    for _ in range(env.unwrapped.max_episode_steps):
+        obs, _, _, _, info = env.step(info[INFO_KEY])  # the teacher drives
+        informed.append(info[INFORMED_KEY])
+    if knowledge == "contact":  # uninformed on the way to the puck, informed once it showed
+        first = informed.index(True)
+        assert 0 < first and all(informed[first:])
+    else:
+        assert set(informed) == {knowledge == "privileged"}
     env.close()
 
 

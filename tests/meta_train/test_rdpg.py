@@ -15,7 +15,7 @@ from meta_train.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
 from meta_train.config import PRESETS_DIR, TEACHERS, RDPGConfig, build_config, load_preset
 from meta_train.evaluate import make_eval_env
-from meta_train.rdpg import RDPGTrainer
+from meta_train.rdpg import RDPGTrainer, q_filter_mask
 from sim.scripted import KNOWLEDGE
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
@@ -380,6 +380,29 @@ def test_the_teacher_option_picks_who_labels_and_demonstrates(tmp_path, teacher)
     with pytest.raises(ValueError, match="teacher"):
         RDPGConfig(teacher="oracle").validate()
     assert TEACHERS == KNOWLEDGE  # the config's names are the scripted pusher's
+
+
+def test_the_q_filter_can_spare_labels_the_teacher_gave_without_the_dynamics(tmp_path):
+    q_label = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
+    q_actor = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
+    informed = torch.tensor([[True, True, False, False]])
+    assert q_filter_mask(q_label, q_actor).tolist() == [[True, False, True, False]]
+    assert q_filter_mask(q_label, q_actor, informed).tolist() == [[True, False, True, True]]
+    # the contact teacher's flags reach the replay: uninformed first, informed once it showed
+    cfg = small_pusher(tmp_path, expert_labels=True, bc_weight=1.0, demo_episodes=1,
+                       teacher="contact", bc_q_filter_informed_only=True)
+    trainer = RDPGTrainer(cfg)
+    trainer.collect_demo()
+    trainer.collect()
+    demo = trainer.replay.expert_informed[0]
+    assert not demo[0] and demo[-1] and (np.diff(demo.astype(int)) >= 0).all()
+    stats = trainer.update()
+    assert 0.0 < stats["bc_kept"] <= 1.0
+    trainer.close()
+    for bad in (dict(expert_labels=True, bc_weight=1.0, bc_q_filter=False),
+                dict(demo_episodes=1, bc_weight=1.0)):
+        with pytest.raises(ValueError, match="bc_q_filter_informed_only"):
+            RDPGConfig(bc_q_filter_informed_only=True, **bad).validate()
 
 
 def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
