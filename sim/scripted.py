@@ -200,7 +200,7 @@ class ScriptedPusher:
         if self.knowledge != "observing":
             self._learn_from_tap(puck, rest, ee, friction, rate)
         elif speed_now < 0.01:
-            self._infer_friction(puck, rate)  # the tapped puck has come to rest: how far?
+            self._infer_friction(puck, ee, rate)  # the tapped puck has come to rest: how far?
             friction, rate = self._dynamics()
         side = np.array([-direction[1], direction[0]])
         if np.dot(rel, side) < 0:
@@ -293,10 +293,10 @@ class ScriptedPusher:
         self._jammed = slide < 0.002
         return slide, move
 
-    def _infer_friction(self, puck: np.ndarray, rate: float) -> None:
+    def _infer_friction(self, puck: np.ndarray, ee: np.ndarray, rate: float) -> None:
         """Observing teacher: the friction under which the last tap's launch speed slides the
         puck as far as it went (the launch gain stays at its prior)."""
-        tap = self._end_tap(puck, self.env.world.ee_position()[:2])
+        tap = self._end_tap(puck, ee)
         if tap is None:
             return
         slide, move = tap
