@@ -52,3 +52,10 @@ def test_curve_windows_reads_a_progress_file(tiny_run, tmp_path):
     bad.write_text("a,b\n1,2\n")
     res = _script("curve_windows.py", str(bad))
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_contact_reveal_counts_first_taps():
+    res = _script("contact_reveal.py", "--episodes", "3")
+    assert res.returncode == 0, res.stderr
+    assert "3 tasks (reset seeds 20000+): 3 first taps" in res.stdout
+    assert _script("contact_reveal.py", "--episodes", "0").returncode == 2
