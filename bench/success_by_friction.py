@@ -4,11 +4,12 @@
 
 Rolls out the deterministic policy of a training run and the three scripted teachers
 (privileged: reads the sampled friction and damping; observing: infers the friction from its
-own taps; contact: a slippery prior until its first contact, the sampled values after) on the
-same reset seeds, and prints success at 0.05 m per band of the sampled puck friction
-(log-uniform over [0.1, 5] in training, outside it held out), with the share of the policy's
-episodes that it failed after the puck had been within 0.05 m of the goal (an overshoot, or a
-puck knocked off the goal). ``--json`` writes the table.
+own taps; contact: a slippery prior until its first contact, the sampled values after; the
+last two start from the run's ``teacher_prior_friction``) on the same reset seeds, and prints
+success at 0.05 m per band of the sampled puck friction (log-uniform over [0.1, 5] in training,
+outside it held out), with the share of the policy's episodes that it failed after the puck had
+been within 0.05 m of the goal (an overshoot, or a puck knocked off the goal). ``--json``
+writes the table.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     results = {"policy": rollouts(env, act, policy.reset, args.episodes, args.seed)}
     for knowledge in KNOWLEDGE:
         name = f"{knowledge} teacher"
-        teacher = ScriptedPusher(env, knowledge=knowledge)
+        teacher = ScriptedPusher(env, knowledge=knowledge,
+                                 prior_friction=cfg.teacher_prior_friction)
         results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
     friction, policy_success, policy_reached = results["policy"]

@@ -101,6 +101,10 @@ class RDPGConfig:
                       "history of observations tells, so a recurrent student can imitate it) "
                       "or contact (acts on a slippery prior until it has touched or seen the "
                       "puck move, on the true values from then on)")
+    teacher_prior_friction: float = _f(0.3, "observing and contact teachers: the puck "
+                                       "friction (coefficient, training range [0.1, 5]) they "
+                                       "act on before the puck shows its own; a lower prior "
+                                       "makes the first tap gentler")
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
@@ -147,6 +151,9 @@ class RDPGConfig:
                               "demo_fraction) or expert_labels")
         if self.teacher not in TEACHERS:
             raise ConfigError(f"teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        if not self.teacher_prior_friction > 0.0:
+            raise ConfigError(f"teacher_prior_friction must be > 0, got "
+                              f"{self.teacher_prior_friction}")
         if self.bc_q_filter_informed_only and not (self.expert_labels and self.bc_q_filter):
             raise ConfigError("bc_q_filter_informed_only needs expert_labels and bc_q_filter")
         if self.expert_labels and self.bc_weight <= 0:

@@ -34,15 +34,20 @@ class ExpertActionInfo(gym.Wrapper):
     was given knowing the true dynamics. The scripted pusher is stateful (its phase); it follows
     whatever trajectory the executed actions produce. ``knowledge``: what the teacher knows of the
     puck's dynamics (``"privileged"``, ``"observing"`` or ``"contact"``; see
-    :class:`ScriptedPusher`).
+    :class:`ScriptedPusher`); ``prior_friction``: the observing and contact teachers' friction
+    belief before the puck shows its own.
     """
 
-    def __init__(self, env: gym.Env, knowledge: str = "privileged") -> None:
+    def __init__(
+        self, env: gym.Env, knowledge: str = "privileged", prior_friction: float = 0.3
+    ) -> None:
         super().__init__(env)
         if not hasattr(env.unwrapped, "world"):
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
             raise ValueError(f"{name}: expert labels need a push env (with a world)")
-        self.expert = ScriptedPusher(env.unwrapped, knowledge=knowledge)
+        self.expert = ScriptedPusher(
+            env.unwrapped, knowledge=knowledge, prior_friction=prior_friction
+        )
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)

@@ -89,7 +89,9 @@ def make_env(cfg: RDPGConfig, **extra):
         env = gym.make(cfg.env_id, **kw)
     if cfg.expert_labels:
         try:
-            env = ExpertActionInfo(env, knowledge=cfg.teacher)
+            env = ExpertActionInfo(
+                env, knowledge=cfg.teacher, prior_friction=cfg.teacher_prior_friction
+            )
         except ValueError as e:
             raise ConfigError(str(e)) from None
     return env
@@ -218,7 +220,9 @@ class RDPGTrainer:
             self.demo_env = make_env(cfg).unwrapped
             if not hasattr(self.demo_env, "world"):
                 raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
-            self.demo_policy = ScriptedPusher(self.demo_env, knowledge=cfg.teacher)
+            self.demo_policy = ScriptedPusher(
+                self.demo_env, knowledge=cfg.teacher, prior_friction=cfg.teacher_prior_friction
+            )
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0

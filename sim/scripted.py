@@ -99,6 +99,8 @@ class ScriptedPusher:
     ) -> None:
         if knowledge not in KNOWLEDGE:
             raise ValueError(f"knowledge must be one of {KNOWLEDGE}, got {knowledge!r}")
+        if not prior_friction > 0.0:
+            raise ValueError(f"prior_friction must be > 0, got {prior_friction}")
         self.env = env
         self.standoff_m = standoff_m
         self.push_speed_m = push_speed_m

@@ -59,3 +59,17 @@ def test_contact_reveal_counts_first_taps():
     assert res.returncode == 0, res.stderr
     assert "3 tasks (reset seeds 20000+): 3 first taps" in res.stdout
     assert _script("contact_reveal.py", "--episodes", "0").returncode == 2
+
+
+def test_teacher_prior_compares_priors_on_the_same_tasks(tmp_path):
+    out = tmp_path / "priors.json"
+    res = _script("teacher_prior.py", "--priors", "0.1", "0.3", "--episodes", "3",
+                  "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "| puck friction | episodes | prior 0.1 | prior 0.3 |" in res.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert rows[-1]["band"] == "all" and rows[-1]["episodes"] == 3
+    assert sum(r["episodes"] for r in rows[:-1]) == 3
+    assert all(0.0 <= r["prior 0.1"] <= 1.0 for r in rows)
+    res = _script("teacher_prior.py", "--priors", "0", "--episodes", "1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr

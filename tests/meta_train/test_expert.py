@@ -55,6 +55,12 @@ def test_each_label_says_whether_the_teacher_knew_the_dynamics(knowledge):
     env.close()
 
 
+def test_labels_come_from_a_teacher_with_the_given_prior():
+    env = ExpertActionInfo(make(), knowledge="contact", prior_friction=0.1)
+    assert env.expert.knowledge == "contact" and env.expert.prior_friction == 0.1
+    env.close()
+
+
 def test_expert_labels_need_a_push_env():
     with pytest.raises(ValueError, match="push env"):
         ExpertActionInfo(make("PointGoal-v0"))

@@ -369,16 +369,20 @@ def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):
 @pytest.mark.parametrize("teacher", ["observing", "contact"])
 def test_the_teacher_option_picks_who_labels_and_demonstrates(tmp_path, teacher):
     cfg = small_pusher(tmp_path, expert_labels=True, bc_weight=1.0, demo_episodes=1,
-                       teacher=teacher)
+                       teacher=teacher, teacher_prior_friction=0.15)
     trainer = RDPGTrainer(cfg)
     assert trainer.demo_policy.knowledge == teacher
     assert all(env.expert.knowledge == teacher for env in trainer.envs.envs)
+    assert trainer.demo_policy.prior_friction == 0.15
+    assert all(env.expert.prior_friction == 0.15 for env in trainer.envs.envs)
     trainer.collect_demo()
     trainer.collect()
     assert trainer.replay.n_demos == 1 and trainer.replay.n_labelled == 3
     trainer.close()
     with pytest.raises(ValueError, match="teacher"):
         RDPGConfig(teacher="oracle").validate()
+    with pytest.raises(ValueError, match="teacher_prior_friction"):
+        RDPGConfig(teacher_prior_friction=0.0).validate()
     assert TEACHERS == KNOWLEDGE  # the config's names are the scripted pusher's
 
 

@@ -223,6 +223,34 @@ def test_a_tap_the_arm_did_not_execute_is_not_taken_for_a_jammed_puck(knowledge)
     env.close()
 
 
+@pytest.mark.parametrize("knowledge", ["observing", "contact"])
+def test_a_lower_friction_prior_makes_the_first_tap_gentler(knowledge):
+    # Before the puck shows its friction the teacher plans its first tap on the prior: a
+    # slipperier prior means a shorter tip move. Same task, same approach, then the taps differ.
+    env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
+    taps = {}
+    for prior in (0.1, 0.3):
+        policy = ScriptedPusher(env, knowledge=knowledge, prior_friction=prior)
+        obs, _ = env.reset(seed=0)
+        policy.reset()
+        for _ in range(env.max_episode_steps):
+            action = policy(obs)
+            if policy._tap is not None:
+                break
+            obs, *_ = env.step(action)
+        assert policy._tap is not None and not policy.knows_dynamics
+        taps[prior] = policy._tap[3]  # the planned tip move (m)
+    env.close()
+    assert 0.0 < taps[0.1] < taps[0.3]
+
+
+def test_the_friction_prior_must_be_positive():
+    env = gym.make("MetaPusherPush-v0").unwrapped
+    with pytest.raises(ValueError, match="prior_friction"):
+        ScriptedPusher(env, knowledge="contact", prior_friction=0.0)
+    env.close()
+
+
 def test_demo_command_runs(capsys):
     from sim.demo import main
 
