@@ -73,3 +73,17 @@ def test_teacher_prior_compares_priors_on_the_same_tasks(tmp_path):
     assert all(0.0 <= r["prior 0.1"] <= 1.0 for r in rows)
     res = _script("teacher_prior.py", "--priors", "0", "--episodes", "1")
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_first_push_measures_the_policy_and_the_teacher(tiny_run, tmp_path):
+    out = tmp_path / "push.json"
+    res = _script("first_push.py", str(tiny_run), "--episodes", "3", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["rows"]
+    total = rows[-1]
+    assert total["band"] == "all" and total["episodes"] == 3
+    teacher = total["contact teacher"]
+    # the teacher pushes the puck in every task: a first push was measured
+    assert 0.0 < teacher["median"] <= teacher["p90"] < 5.0
+    res = _script("first_push.py", str(tmp_path / "nope"))
+    assert res.returncode == 2 and "error" in res.stderr and "Traceback" not in res.stderr
