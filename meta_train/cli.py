@@ -62,7 +62,8 @@ def cmd_evaluate(args) -> int:
     from meta_train.evaluate import evaluate_run
 
     results = evaluate_run(args.run_dir, args.episodes, args.dynamics, seed=args.seed,
-                           which=args.which, fixed=args.fix)
+                           which=args.which, fixed=args.fix,
+                           episode_steps=args.episode_steps)
     print(f"{'dynamics':<10} {'success@0.05 [95% CI]':<24} {'success@0.07 [95% CI]':<24}")
     for d, r in results.items():
         print(f"{d:<10} {r.row()}")
@@ -122,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep these dynamics parameters or groups at nominal (e.g. "
                         "obs_noise_frac, puck_friction, joint_damping_scale): what "
                         "randomizing them costs the policy")
+    p.add_argument("--episode-steps", type=int, metavar="N",
+                   help="episodes of N control steps instead of the run's (success at the "
+                        "last step)")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.set_defaults(func=cmd_evaluate)
 

@@ -32,7 +32,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 @dataclass
 class EvalResult:
-    """Success rates and final distances over ``episodes`` episodes."""
+    """Success rates and final distances over ``episodes`` episodes of ``episode_steps``
+    control steps each."""
 
     episodes: int
     success_005: float
@@ -40,6 +41,7 @@ class EvalResult:
     ci_005: tuple[float, float]
     ci_007: tuple[float, float]
     final_distance_m: float
+    episode_steps: int = 0
 
     def row(self) -> str:
         return (f"{self.success_005:.2f} [{self.ci_005[0]:.2f}, {self.ci_005[1]:.2f}]  "
@@ -48,7 +50,8 @@ class EvalResult:
     def to_dict(self) -> dict:
         return {"episodes": self.episodes, "success_0.05": self.success_005,
                 "success_0.07": self.success_007, "ci95_0.05": list(self.ci_005),
-                "ci95_0.07": list(self.ci_007), "final_distance_m": self.final_distance_m}
+                "ci95_0.07": list(self.ci_007), "final_distance_m": self.final_distance_m,
+                "episode_steps": self.episode_steps}
 
 
 def make_eval_env(env_id: str, env_kwargs: dict, dynamics: str, fixed: Sequence[str] = ()):
@@ -95,13 +98,13 @@ def evaluate_actor(
     actor.train(was_training)
     n = len(s5)
     return EvalResult(n, float(np.mean(s5)), float(np.mean(s7)), wilson_interval(sum(s5), n),
-                      wilson_interval(sum(s7), n), float(np.nanmean(dist)))
+                      wilson_interval(sum(s7), n), float(np.nanmean(dist)), int(horizon))
 
 
 @torch.no_grad()
 def evaluate_run(
     run_dir, episodes: int, dynamics: list[str], seed: int = 10_000, which: str = "best",
-    fixed: Sequence[str] = (),
+    fixed: Sequence[str] = (), episode_steps: int | None = None,
 ) -> dict:
     """Evaluate one checkpoint of a run on each dynamics setting, with reset seeds ``seed + i``.
 
@@ -109,13 +112,20 @@ def evaluate_run(
     yet), ``final`` or ``latest``. ``fixed``: dynamics parameters or groups (e.g.
     ``obs_noise_frac``, ``puck_friction``) kept at their nominal values, to measure what
     randomizing each costs the policy; every other parameter is sampled as usual.
+    ``episode_steps``: evaluate on episodes of this many control steps instead of the run's
+    (success is read at the last step).
     """
     from meta_train.rdpg import load_actor_from_run
 
     actor, cfg = load_actor_from_run(run_dir, which)
+    env_kwargs = dict(cfg.env_kwargs)
+    if episode_steps is not None:
+        if episode_steps < 1:
+            raise ValueError(f"episode_steps must be >= 1, got {episode_steps}")
+        env_kwargs["episode_steps"] = episode_steps
     out = {}
     for d in dynamics:
-        env = make_eval_env(cfg.env_id, cfg.env_kwargs, d, fixed)
+        env = make_eval_env(cfg.env_id, env_kwargs, d, fixed)
         out[d] = evaluate_actor(actor, cfg.variant, cfg.history, env, episodes, seed)
         env.close()
     return out

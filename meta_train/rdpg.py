@@ -81,6 +81,10 @@ def make_env(cfg: RDPGConfig, **extra):
     """One training env for the config (nominal dynamics for ff_norand; expert labels in the
     info when ``expert_labels``)."""
     kw = dict(cfg.env_kwargs)
+    if "max_episode_steps" in kw:
+        raise ConfigError("env_kwargs: max_episode_steps only wraps the env in gymnasium's "
+                          "TimeLimit, the push envs truncate themselves at their own length; "
+                          "set episode_steps instead")
     if cfg.variant == "ff_norand":
         kw["randomize"] = False
     kw.update(extra)

@@ -47,7 +47,9 @@ class PushEnv(gym.Env):
         fixed_dynamics: parameter names or groups kept at nominal (ablations).
         heldout_factor: width of the held-out bands.
         distance_threshold: success radius for reward and ``is_success``.
-        max_episode_steps: episode length (default: the robot's).
+        episode_steps: episode length in control steps (default: the robot's); the env
+            truncates itself there (``max_episode_steps``). Not gymnasium's
+            ``make(max_episode_steps=)``, which only adds a ``TimeLimit`` wrapper.
         render_mode: ``rgb_array`` or None.
     """
 
@@ -63,9 +65,11 @@ class PushEnv(gym.Env):
         fixed_dynamics: Sequence[str] = (),
         heldout_factor: float = 1.5,
         distance_threshold: float = 0.05,
-        max_episode_steps: int | None = None,
+        episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
+        if episode_steps is not None and episode_steps < 1:
+            raise ValueError(f"episode_steps must be >= 1, got {episode_steps}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.world = PushWorld(robot)
@@ -94,7 +98,7 @@ class PushEnv(gym.Env):
             distance_threshold=distance_threshold,
             reward_type=reward_type,
         )
-        self.max_episode_steps = max_episode_steps or self.robot.episode_steps
+        self.max_episode_steps = episode_steps or self.robot.episode_steps
         self.render_mode = render_mode
         n = self.world.n_joints
         self.n_joints = n

@@ -338,6 +338,31 @@ def test_evaluate_command_picks_the_checkpoint(tmp_path, which):
                  "--dynamics", "train", "nominal", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result) == {"train", "nominal"} and result["train"]["episodes"] == 2
+    assert result["train"]["episode_steps"] == trainer.envs.envs[0].unwrapped.max_episode_steps
+
+
+def test_evaluate_can_run_longer_or_shorter_episodes_than_training(tmp_path, capsys):
+    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=200))
+    trainer.train()
+    trainer.close()
+    out = tmp_path / "long.json"
+    assert main(["evaluate", str(trainer.run_dir), "--episodes", "1", "--dynamics", "train",
+                 "--episode-steps", "7", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["train"]["episode_steps"] == 7
+    assert main(["evaluate", str(trainer.run_dir), "--episode-steps", "0"]) == 2
+    assert "episode_steps" in capsys.readouterr().err
+
+
+def test_episode_length_is_set_by_episode_steps_not_by_a_time_limit_wrapper(tmp_path, capsys):
+    # gym.make(max_episode_steps=) only adds gymnasium's TimeLimit: the env would still end
+    # its episodes at its own length. The trainer refuses it and names the right argument.
+    assert main(["rdpg-her", "--preset", "pusher", "--run-dir", str(tmp_path), "--no-progress",
+                 "--env-kwargs", '{"max_episode_steps": 100}']) == 2
+    assert "episode_steps" in capsys.readouterr().err
+    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=100,
+                                       env_kwargs={"episode_steps": 25}))
+    assert trainer.envs.envs[0].unwrapped.max_episode_steps == 25
+    trainer.close()
 
 
 def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):

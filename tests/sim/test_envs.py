@@ -116,6 +116,7 @@ def test_bad_actions_raise(action):
         ({"reward_type": "shaped"}, ValueError),
         ({"dynamics_mode": "test"}, ValueError),
         ({"robot": "ur5"}, ValueError),
+        ({"episode_steps": 0}, ValueError),
     ],
 )
 def test_bad_env_arguments_raise(kwargs, error):
