@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,24 +31,72 @@ from sim.scripted import KNOWLEDGE, ScriptedPusher
 EDGES = (0.0, 0.1, 0.3, 0.7, 1.5, 3.0, 5.0, float("inf"))
 
 
-def rollouts(
-    env, act, reset, episodes: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sampled puck friction, success at 0.05 m, and whether the puck was within 0.05 m at any
-    step, of ``episodes`` episodes (seeds seed + i)."""
+class Rollouts(NamedTuple):
+    """Per-episode results of :func:`rollouts`."""
+
+    friction: np.ndarray  # sampled puck friction
+    success: np.ndarray  # success at 0.05 m at the last step
+    reached: np.ndarray  # the puck was within 0.05 m of the goal at some step
+    first_push_peak: np.ndarray  # peak puck speed (m/s) of the first push; 0 if never pushed
+
+
+def rollouts(env, act, reset, episodes: int, seed: int, moving: float = 0.02) -> Rollouts:
+    """Roll ``act`` out for ``episodes`` episodes (reset seeds seed + i) on the unwrapped push
+    env. The first push runs from when the puck first moves faster than ``moving`` m/s until it
+    first slows below half that; its peak planar speed is read from the simulator."""
     k = env.dynamics_space.index("puck_friction")
-    friction, success, reached = [], [], []
+    client = env.world.sim.client
+    friction, success, reached, peaks = [], [], [], []
     for ep in range(episodes):
         obs, info = env.reset(seed=seed + ep)
         reset()
-        closest = np.inf
+        closest, peak, push = np.inf, 0.0, "still"  # still -> pushed -> done
         for _ in range(env.max_episode_steps):
             obs, _, _, _, info = env.step(act(obs))
             closest = min(closest, float(info["distance"]))
+            if push == "done":
+                continue
+            speed = float(np.linalg.norm(client.getBaseVelocity(env.world.puck_uid)[0][:2]))
+            if push == "still" and speed > moving:
+                push = "pushed"
+            if push == "pushed":
+                peak = max(peak, speed)
+                if speed < 0.5 * moving:
+                    push = "done"
         friction.append(float(info["mu_raw"][k]))
         success.append(bool(info["is_success_0.05"]))
         reached.append(closest < 0.05)
-    return np.array(friction), np.array(success), np.array(reached)
+        peaks.append(peak)
+    return Rollouts(np.array(friction), np.array(success), np.array(reached), np.array(peaks))
+
+
+def friction_bands(friction: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(label, episode mask) of each non-empty band of ``EDGES``, then ``("all", ...)``."""
+    bands = list(zip(EDGES[:-1], EDGES[1:], strict=True)) + [(EDGES[0], EDGES[-1])]
+    out = []
+    for lo, hi in bands:
+        m = (friction >= lo) & (friction < hi)
+        if m.any():
+            out.append(("all" if (lo, hi) == (EDGES[0], EDGES[-1]) else f"[{lo:g}, {hi:g})", m))
+    return out
+
+
+def load_run_policy(run: str, which: str, dynamics: str):
+    """A run's deterministic policy on its push env: ``(cfg, env, act, reset)``. Raises
+    CheckpointError, OSError or ValueError on a missing, corrupt or non-push-env run."""
+    actor, cfg = load_actor_from_run(run, which)
+    env = make_eval_env(cfg.env_id, cfg.env_kwargs, dynamics)
+    if not hasattr(env, "world"):
+        env.close()
+        raise ValueError(f"{cfg.env_id} is not a push env")
+    policy = BatchPolicy(actor, cfg.variant, cfg.history, 1, "cpu")
+
+    def act(obs):
+        a = policy(obs["observation"][None], obs["desired_goal"][None])
+        policy.observe_action(a)
+        return a[0]
+
+    return cfg, env, act, policy.reset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,42 +112,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.episodes < 1:
         p.error("--episodes must be >= 1")
     try:
-        actor, cfg = load_actor_from_run(args.run, args.which)
+        cfg, env, act, reset = load_run_policy(args.run, args.which, args.dynamics)
     except (CheckpointError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    env = make_eval_env(cfg.env_id, cfg.env_kwargs, args.dynamics)
-    policy = BatchPolicy(actor, cfg.variant, cfg.history, 1, "cpu")
-
-    def act(obs):
-        a = policy(obs["observation"][None], obs["desired_goal"][None])
-        policy.observe_action(a)
-        return a[0]
-
-    results = {"policy": rollouts(env, act, policy.reset, args.episodes, args.seed)}
+    results = {"policy": rollouts(env, act, reset, args.episodes, args.seed)}
     for knowledge in KNOWLEDGE:
         name = f"{knowledge} teacher"
         teacher = ScriptedPusher(env, knowledge=knowledge,
                                  prior_friction=cfg.teacher_prior_friction)
         results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
-    friction, policy_success, policy_reached = results["policy"]
-    left = policy_reached & ~policy_success  # failed after having reached the goal
+    policy = results["policy"]
+    left = policy.reached & ~policy.success  # failed after having reached the goal
     rows = []
     print(f"{args.run} ({args.which}), {args.episodes} episodes, {args.dynamics} dynamics, "
           f"reset seeds {args.seed}+; success at 0.05 m")
     names = ["policy", "policy, failed after reaching", *list(results)[1:]]
     print(f"| puck friction | episodes | {' | '.join(names)} |")
     print("|---|---:|" + "---:|" * len(names))
-    bands = list(zip(EDGES[:-1], EDGES[1:], strict=True)) + [(EDGES[0], EDGES[-1])]
-    for lo, hi in bands:
-        m = (friction >= lo) & (friction < hi)
-        if not m.any():
-            continue
-        rates = {name: float(s[m].mean()) for name, (_, s, _) in results.items()}
+    for label, m in friction_bands(policy.friction):
+        rates = {name: float(r.success[m].mean()) for name, r in results.items()}
         rates = {"policy": rates.pop("policy"),
                  "policy, failed after reaching": float(left[m].mean()), **rates}
-        label = "all" if (lo, hi) == (EDGES[0], EDGES[-1]) else f"[{lo:g}, {hi:g})"
         rows.append({"band": label, "episodes": int(m.sum()), **rates})
         print(f"| {label} | {int(m.sum())} | " + " | ".join(f"{r:.2f}" for r in rates.values())
               + " |")

@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from success_by_friction import EDGES, rollouts
+from success_by_friction import friction_bands, rollouts
 
 from meta_train.evaluate import make_eval_env
 from sim.scripted import ScriptedPusher
@@ -45,19 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         teacher = ScriptedPusher(env, knowledge=args.knowledge, prior_friction=prior)
         results[prior] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
-    friction = next(iter(results.values()))[0]
     print(f"{args.knowledge} teacher, {args.episodes} episodes, {args.dynamics} dynamics, "
           f"reset seeds {args.seed}+; success at 0.05 m per friction prior")
     print("| puck friction | episodes | " + " | ".join(f"prior {p:g}" for p in results) + " |")
     print("|---|---:|" + "---:|" * len(results))
     rows = []
-    bands = list(zip(EDGES[:-1], EDGES[1:], strict=True)) + [(EDGES[0], EDGES[-1])]
-    for lo, hi in bands:
-        m = (friction >= lo) & (friction < hi)
-        if not m.any():
-            continue
-        label = "all" if (lo, hi) == (EDGES[0], EDGES[-1]) else f"[{lo:g}, {hi:g})"
-        rates = {f"prior {p:g}": float(s[m].mean()) for p, (_, s, _) in results.items()}
+    for label, m in friction_bands(next(iter(results.values())).friction):
+        rates = {f"prior {p:g}": float(r.success[m].mean()) for p, r in results.items()}
         rows.append({"band": label, "episodes": int(m.sum()), **rates})
         print(f"| {label} | {int(m.sum())} | " + " | ".join(f"{r:.2f}" for r in rates.values())
               + " |")

@@ -203,13 +203,9 @@ def test_contact_pusher_reads_the_sampled_dynamics_only_once_the_puck_shows_them
     assert not np.allclose(np.array(clean[revealed:]), np.array(tampered[revealed:]))
 
 
-@pytest.mark.parametrize("knowledge", ["privileged", "contact"])
-def test_a_tap_the_arm_did_not_execute_is_not_taken_for_a_jammed_puck(knowledge):
-    # Labelling a student's states, the teacher's planned tap may not be what the arm did. The
-    # contact teacher measures the tip's move: a tap not executed closes nothing; the privileged
-    # one (unchanged, so the shipped model's teacher stays as it was) reads it as a jammed puck.
-    env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
-    policy = ScriptedPusher(env, knowledge=knowledge)
+def _to_first_tap(env, policy: ScriptedPusher) -> np.ndarray:
+    """Reset to task seed 0 and let the pusher drive until it plans its first tap; the tap's
+    action (not executed)."""
     obs, _ = env.reset(seed=0)
     policy.reset()
     for _ in range(env.max_episode_steps):
@@ -218,7 +214,18 @@ def test_a_tap_the_arm_did_not_execute_is_not_taken_for_a_jammed_puck(knowledge)
             break
         obs, *_ = env.step(action)
     assert policy._tap is not None  # the pusher planned its first tap
-    obs, *_ = env.step(np.zeros_like(action))  # ...and the arm held still instead
+    return action
+
+
+@pytest.mark.parametrize("knowledge", ["privileged", "contact"])
+def test_a_tap_the_arm_did_not_execute_is_not_taken_for_a_jammed_puck(knowledge):
+    # Labelling a student's states, the teacher's planned tap may not be what the arm did. The
+    # contact teacher measures the tip's move: a tap not executed closes nothing; the privileged
+    # one (unchanged, so the shipped model's teacher stays as it was) reads it as a jammed puck.
+    env = gym.make("MetaPusherPush-v0", randomize=False).unwrapped
+    policy = ScriptedPusher(env, knowledge=knowledge)
+    action = _to_first_tap(env, policy)
+    obs, *_ = env.step(np.zeros_like(action))  # the first tap planned, the arm held still
     policy(obs)
     assert policy._jammed is (knowledge == "privileged")
     env.close()
@@ -232,14 +239,8 @@ def test_a_lower_friction_prior_makes_the_first_tap_gentler(knowledge):
     taps = {}
     for prior in (0.1, 0.3):
         policy = ScriptedPusher(env, knowledge=knowledge, prior_friction=prior)
-        obs, _ = env.reset(seed=0)
-        policy.reset()
-        for _ in range(env.max_episode_steps):
-            action = policy(obs)
-            if policy._tap is not None:
-                break
-            obs, *_ = env.step(action)
-        assert policy._tap is not None and not policy.knows_dynamics
+        _to_first_tap(env, policy)
+        assert not policy.knows_dynamics
         taps[prior] = policy._tap[3]  # the planned tip move (m)
     env.close()
     assert 0.0 < taps[0.1] < taps[0.3]
