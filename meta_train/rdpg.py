@@ -90,7 +90,10 @@ def make_env(cfg: RDPGConfig, **extra):
     kw.update(extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        env = gym.make(cfg.env_id, **kw)
+        try:
+            env = gym.make(cfg.env_id, **kw)
+        except TypeError as e:  # an unknown or mistyped env_kwargs entry
+            raise ConfigError(f"env_kwargs {kw}: {e}") from None
     if cfg.expert_labels:
         try:
             env = ExpertActionInfo(

@@ -16,6 +16,7 @@ added to the measured positions.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -68,8 +69,12 @@ class PushEnv(gym.Env):
         episode_steps: int | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if episode_steps is not None and episode_steps < 1:
-            raise ValueError(f"episode_steps must be >= 1, got {episode_steps}")
+        if episode_steps is not None and (
+            not isinstance(episode_steps, numbers.Integral)
+            or isinstance(episode_steps, bool)
+            or episode_steps < 1
+        ):
+            raise ValueError(f"episode_steps must be an integer >= 1, got {episode_steps!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.world = PushWorld(robot)

@@ -237,6 +237,7 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(tmp_path, capsys):
         ["rdpg-her", "--preset", "no_such_preset"],
         ["rdpg-her", "--variant", "transformer"],
         ["rdpg-her", "--gamma", "1.5"],
+        ["rdpg-her", "--env-kwargs", '{"episod_steps": 100}'],  # unknown env argument
         ["evaluate", "/nonexistent/run"],
     ],
 )

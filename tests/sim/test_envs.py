@@ -117,6 +117,8 @@ def test_bad_actions_raise(action):
         ({"dynamics_mode": "test"}, ValueError),
         ({"robot": "ur5"}, ValueError),
         ({"episode_steps": 0}, ValueError),
+        ({"episode_steps": 2.5}, ValueError),
+        ({"episode_steps": "100"}, ValueError),
     ],
 )
 def test_bad_env_arguments_raise(kwargs, error):
