@@ -108,6 +108,9 @@ class RDPGConfig:
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
+    time_aware_critic: bool = _f(False, "give the critic the share of the episode left as a "
+                                 "privileged input and end its bootstrap at the time limit "
+                                 "(Pardo et al. 2018); the actor is unchanged")
     clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
     eval_every: int = _f(25, "iterations between evaluations")
     eval_episodes: int = _f(20, "episodes per evaluation (deterministic policy)")

@@ -13,7 +13,9 @@ The loop, top to bottom (CleanRL style):
 
 The critic sees ``mu`` (omniscient); the actor never does and must infer the dynamics from its
 history (recurrent branch over ``(s_t, a_{t-1})``). Episodes end only by time limit, so every
-transition bootstraps (time-limit ends are not terminal). Baselines from Peng's Table II share the
+transition bootstraps (time-limit ends are not terminal); with ``time_aware_critic`` the critic
+also sees the share of the episode left and the limit ends its bootstrap (Pardo et al. 2018),
+while the actor still sees neither. Baselines from Peng's Table II share the
 loop: ``ff`` (feedforward actor), ``ff_history`` (feedforward over the last k states and
 actions), ``ff_norand`` (feedforward, trained on nominal dynamics only).
 """
@@ -134,12 +136,49 @@ def build_actor(cfg: RDPGConfig, obs_dim: int, goal_dim: int, act_dim: int, scal
     return Featurized(net, feats) if feats else net
 
 
+def privileged_dim(cfg: RDPGConfig, mu_dim: int) -> int:
+    """Width of the critic's privileged input: ``mu`` if omniscient, then the time left if
+    time-aware."""
+    return (mu_dim if cfg.omniscient_critic else 0) + int(cfg.time_aware_critic)
+
+
+def privileged_input(cfg: RDPGConfig, mu: torch.Tensor, horizon: int,
+                     length: int) -> torch.Tensor | None:
+    """The critic's privileged input at positions ``0 .. length-1`` of whole episodes of
+    ``horizon`` steps, ``[B, length, privileged_dim]``: the episode's ``mu`` (``[B, mu_dim]``)
+    if the critic is omniscient, then with ``time_aware_critic`` the share of the episode left,
+    ``(horizon - t) / horizon`` (1 at the first step, 0 at the state the time limit ends on).
+    None when the critic has no privileged input."""
+    parts = []
+    if cfg.omniscient_critic and mu.shape[-1]:
+        parts.append(mu[:, None].expand(-1, length, -1))
+    if cfg.time_aware_critic:
+        left = (horizon - torch.arange(length, device=mu.device, dtype=mu.dtype)) / horizon
+        parts.append(left[None, :, None].expand(mu.shape[0], -1, -1))
+    return torch.cat(parts, dim=-1) if parts else None
+
+
+def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float,
+              time_limit_terminal: bool, clip: bool) -> torch.Tensor:
+    """TD targets ``r_t + gamma * Q'(s_{t+1}, ...)`` of whole episodes (``[B, T]`` each).
+
+    Episodes end only at the time limit. Without ``time_limit_terminal`` the last transition
+    bootstraps like every other (the limit is not a property of the state the critic sees);
+    with it (a time-aware critic, which sees the time left) the last target is the reward
+    alone. ``clip`` bounds the targets to the returns rewards in ``[-1, 0]`` allow.
+    """
+    if time_limit_terminal:
+        q_next = torch.cat([q_next[:, :-1], torch.zeros_like(q_next[:, -1:])], dim=1)
+    y = reward + gamma * q_next
+    return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
+
+
 def build_critic(cfg: RDPGConfig, obs_dim, goal_dim, act_dim, mu_dim, scale):
     """Recurrent omniscient critic for the LSTM policy, feedforward for the baselines."""
     feats = push_features(cfg, act_dim)
     eo, eg = (feats.extra_obs, feats.extra_goal) if feats else (0, 0)
     cls = RecurrentCritic if cfg.variant == "lstm" else FeedforwardCritic
-    net = cls(obs_dim + eo, goal_dim + eg, act_dim, mu_dim if cfg.omniscient_critic else 0,
+    net = cls(obs_dim + eo, goal_dim + eg, act_dim, privileged_dim(cfg, mu_dim),
               hidden=cfg.critic_hidden or cfg.hidden, action_scale=scale)
     return Featurized(net, feats) if feats else net
 
@@ -345,7 +384,7 @@ class RDPGTrainer:
         t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
         obs, act, prev, goal, rew = t(b.obs), t(b.action), t(b.prev_action), t(b.goal), t(b.reward)
         horizon = act.shape[1]
-        mu = t(b.mu)[:, None].expand(-1, horizon + 1, -1) if self.mu_dim else None
+        mu = privileged_input(cfg, t(b.mu), horizon, horizon + 1)
         # goal seen at position t+1 of the sequence is the goal of transition t
         goal_next = torch.cat([goal[:, :1], goal], dim=1)
         pin = actor_input(cfg.variant, cfg.history, obs, prev)
@@ -355,9 +394,8 @@ class RDPGTrainer:
                                            **_with_tool(self.actor_target, tool))
             q_next, _ = self.critic_target(obs, goal_next, pi_next, prev, mu,
                                            **_with_tool(self.critic_target, tool))
-            y = rew + cfg.gamma * q_next[:, 1:, 0]
-            if cfg.clip_target:
-                y = y.clamp(-1.0 / (1.0 - cfg.gamma), 0.0)
+            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, cfg.time_aware_critic,
+                          cfg.clip_target)
         mu_t = mu[:, :horizon] if mu is not None else None
         c_tool = _with_tool(self.critic, tool, horizon)
         q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t, **c_tool)
@@ -411,7 +449,7 @@ class RDPGTrainer:
         t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
         obs, act, prev, goal = t(b.obs), t(target), t(b.prev_action), t(b.goal)
         horizon = act.shape[1]
-        mu = t(b.mu)[:, None].expand(-1, horizon, -1) if self.mu_dim else None
+        mu = privileged_input(cfg, t(b.mu), horizon, horizon)
         pin = actor_input(cfg.variant, cfg.history, obs, prev)
         with torch.no_grad():
             tool = _tool_of(self.critic, obs[:, :horizon])

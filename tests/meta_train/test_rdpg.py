@@ -15,7 +15,7 @@ from meta_train.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
 from meta_train.config import PRESETS_DIR, TEACHERS, RDPGConfig, build_config, load_preset
 from meta_train.evaluate import make_eval_env
-from meta_train.rdpg import RDPGTrainer, q_filter_mask
+from meta_train.rdpg import RDPGTrainer, q_filter_mask, td_target
 from sim.scripted import KNOWLEDGE
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
@@ -176,6 +176,60 @@ def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     q1, _ = original(t(b.obs[:, :-1]), t(b.goal), t(b.action), t(b.prev_action[:, :-1]), mu)
     q2, _ = original(t(b.obs[:, :-1]), t(b.goal), t(b.action), t(b.prev_action[:, :-1]), -mu)
     assert not torch.allclose(q1, q2)
+    trainer.close()
+
+
+def test_td_target_bootstraps_at_the_time_limit_unless_the_critic_sees_the_time():
+    reward = torch.tensor([[-1.0, -1.0, 0.0]])
+    q_next = torch.tensor([[-5.0, -4.0, -3.0]])
+    expect = torch.tensor([[-5.5, -4.6, -2.7]])
+    assert torch.allclose(td_target(reward, q_next, 0.9, False, False), expect)
+    expect[0, -1] = 0.0  # the last transition ends at the limit: the reward alone
+    assert torch.allclose(td_target(reward, q_next, 0.9, True, False), expect)
+    # clipping bounds the targets to what rewards in [-1, 0] allow
+    far = td_target(reward, torch.full((1, 3), -50.0), 0.9, False, True)
+    assert torch.allclose(far, torch.full((1, 3), -10.0))
+    assert td_target(-reward, q_next * 0, 0.9, True, True).max() == 0.0
+
+
+@pytest.mark.parametrize("omniscient", [True, False])
+def test_time_aware_critic_sees_the_time_left_and_the_actor_does_not(tmp_path, omniscient):
+    trainer = RDPGTrainer(small_pusher(tmp_path, time_aware_critic=True,
+                                       omniscient_critic=omniscient))
+    critic_net = getattr(trainer.critic, "net", trainer.critic)
+    actor_net = getattr(trainer.actor, "net", trainer.actor)
+    assert critic_net.mu_dim == (trainer.mu_dim if omniscient else 0) + 1
+    plain = RDPGTrainer(small_pusher(tmp_path / "plain"))
+    assert sum(p.numel() for p in actor_net.parameters()) == sum(
+        p.numel() for p in getattr(plain.actor, "net", plain.actor).parameters())
+    plain.close()
+    trainer.iteration = 10
+    trainer.collect()
+    seen = []
+
+    def spy_on(net):
+        original = net.forward
+
+        def spy(obs, goal, action, prev_action, mu=None, state=None, **kw):
+            seen.append(mu.detach().clone())
+            return original(obs, goal, action, prev_action, mu, state, **kw)
+        net.forward = spy
+
+    spy_on(trainer.critic)
+    spy_on(trainer.critic_target)
+    trainer.update()
+    horizon = trainer.horizon
+    stored = torch.as_tensor(trainer.replay.mu[:2])
+    # the target's next values (one position longer), the critic's value, the actor's value
+    assert sorted(m.shape[1] for m in seen) == [horizon, horizon, horizon + 1]
+    for m in seen:
+        length = m.shape[1]
+        left = (horizon - torch.arange(length, dtype=m.dtype)) / horizon
+        assert torch.allclose(m[..., -1], left.expand(m.shape[0], -1))
+        if omniscient:
+            assert all(any(torch.allclose(row, s) for s in stored) for row in m[:, 0, :-1])
+        else:
+            assert m.shape[-1] == 1
     trainer.close()
 
 
