@@ -111,6 +111,10 @@ class RDPGConfig:
     time_aware_critic: bool = _f(False, "give the critic the share of the episode left as a "
                                  "privileged input and end its bootstrap at the time limit "
                                  "(Pardo et al. 2018); the actor is unchanged")
+    absorbing_final_state: bool = _f(False, "with time_aware_critic: value the state an "
+                                     "episode ends in as kept for ever (its reward / (1 - "
+                                     "gamma)), so that where the puck ends weighs as it does "
+                                     "in the success measure")
     clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
     eval_every: int = _f(25, "iterations between evaluations")
     eval_episodes: int = _f(20, "episodes per evaluation (deterministic policy)")
@@ -137,6 +141,9 @@ class RDPGConfig:
             raise ConfigError(f"critic_hidden must be >= 0, got {self.critic_hidden}")
         if not 0.0 < self.gamma < 1.0:
             raise ConfigError(f"gamma must be in (0, 1), got {self.gamma}")
+        if self.absorbing_final_state and not self.time_aware_critic:
+            raise ConfigError("absorbing_final_state needs time_aware_critic (a critic that "
+                              "does not see the time cannot tell the final state apart)")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
         if not 0.0 <= self.lr_decay_from <= 1.0 or not 0.0 <= self.lr_final <= 1.0:

@@ -158,18 +158,27 @@ def privileged_input(cfg: RDPGConfig, mu: torch.Tensor, horizon: int,
     return torch.cat(parts, dim=-1) if parts else None
 
 
-def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float,
-              time_limit_terminal: bool, clip: bool) -> torch.Tensor:
+TIME_LIMIT = ("bootstrap", "terminal", "absorbing")
+
+
+def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float, limit: str,
+              clip: bool) -> torch.Tensor:
     """TD targets ``r_t + gamma * Q'(s_{t+1}, ...)`` of whole episodes (``[B, T]`` each).
 
-    Episodes end only at the time limit. Without ``time_limit_terminal`` the last transition
-    bootstraps like every other (the limit is not a property of the state the critic sees);
-    with it (a time-aware critic, which sees the time left) the last target is the reward
-    alone. ``clip`` bounds the targets to the returns rewards in ``[-1, 0]`` allow.
+    Episodes end only at the time limit; ``limit`` says what the last transition's target is:
+    ``bootstrap``, like every other (the limit is not a property of the state the critic
+    sees); ``terminal``, the reward alone (a time-aware critic, which sees the time left);
+    ``absorbing``, the reward of the final state as if kept for ever, ``r / (1 - gamma)``, so
+    that where the episode ends weighs as much as the success measure makes it weigh. ``clip``
+    bounds the targets to the returns rewards in ``[-1, 0]`` allow.
     """
-    if time_limit_terminal:
-        q_next = torch.cat([q_next[:, :-1], torch.zeros_like(q_next[:, -1:])], dim=1)
+    if limit not in TIME_LIMIT:
+        raise ValueError(f"limit must be one of {TIME_LIMIT}, got {limit!r}")
     y = reward + gamma * q_next
+    if limit == "terminal":
+        y = torch.cat([y[:, :-1], reward[:, -1:]], dim=1)
+    elif limit == "absorbing":
+        y = torch.cat([y[:, :-1], reward[:, -1:] / (1.0 - gamma)], dim=1)
     return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
 
 
@@ -394,8 +403,9 @@ class RDPGTrainer:
                                            **_with_tool(self.actor_target, tool))
             q_next, _ = self.critic_target(obs, goal_next, pi_next, prev, mu,
                                            **_with_tool(self.critic_target, tool))
-            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, cfg.time_aware_critic,
-                          cfg.clip_target)
+            limit = ("bootstrap" if not cfg.time_aware_critic else
+                     "absorbing" if cfg.absorbing_final_state else "terminal")
+            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, limit, cfg.clip_target)
         mu_t = mu[:, :horizon] if mu is not None else None
         c_tool = _with_tool(self.critic, tool, horizon)
         q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t, **c_tool)

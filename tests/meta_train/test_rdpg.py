@@ -13,7 +13,14 @@ import torch
 
 from meta_train.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
-from meta_train.config import PRESETS_DIR, TEACHERS, RDPGConfig, build_config, load_preset
+from meta_train.config import (
+    PRESETS_DIR,
+    TEACHERS,
+    ConfigError,
+    RDPGConfig,
+    build_config,
+    load_preset,
+)
 from meta_train.evaluate import make_eval_env
 from meta_train.rdpg import RDPGTrainer, q_filter_mask, td_target
 from sim.scripted import KNOWLEDGE
@@ -179,17 +186,33 @@ def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     trainer.close()
 
 
-def test_td_target_bootstraps_at_the_time_limit_unless_the_critic_sees_the_time():
-    reward = torch.tensor([[-1.0, -1.0, 0.0]])
-    q_next = torch.tensor([[-5.0, -4.0, -3.0]])
-    expect = torch.tensor([[-5.5, -4.6, -2.7]])
-    assert torch.allclose(td_target(reward, q_next, 0.9, False, False), expect)
-    expect[0, -1] = 0.0  # the last transition ends at the limit: the reward alone
-    assert torch.allclose(td_target(reward, q_next, 0.9, True, False), expect)
+def test_td_target_at_the_time_limit():
+    reward = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
+    q_next = torch.tensor([[-5.0, -4.0, -3.0], [-5.0, -4.0, -3.0]])
+    expect = torch.tensor([[-5.5, -4.6, -2.7], [-5.5, -4.6, -3.7]])
+    assert torch.allclose(td_target(reward, q_next, 0.9, "bootstrap", False), expect)
+    # the last transition ends at the limit: the reward alone ...
+    expect[:, -1] = torch.tensor([0.0, -1.0])
+    assert torch.allclose(td_target(reward, q_next, 0.9, "terminal", False), expect)
+    # ... or the final state's reward for ever: reaching the goal at the end is worth 0,
+    # missing it the worst return there is
+    expect[:, -1] = torch.tensor([0.0, -10.0])
+    assert torch.allclose(td_target(reward, q_next, 0.9, "absorbing", False), expect)
     # clipping bounds the targets to what rewards in [-1, 0] allow
-    far = td_target(reward, torch.full((1, 3), -50.0), 0.9, False, True)
-    assert torch.allclose(far, torch.full((1, 3), -10.0))
-    assert td_target(-reward, q_next * 0, 0.9, True, True).max() == 0.0
+    far = td_target(reward, torch.full((2, 3), -50.0), 0.9, "bootstrap", True)
+    assert torch.allclose(far, torch.full((2, 3), -10.0))
+    assert td_target(-reward, q_next * 0, 0.9, "terminal", True).max() == 0.0
+    with pytest.raises(ValueError, match="limit"):
+        td_target(reward, q_next, 0.9, "episodic", False)
+
+
+def test_absorbing_final_state_needs_the_time_aware_critic(tmp_path):
+    with pytest.raises(ConfigError, match="time_aware_critic"):
+        small_pusher(tmp_path, absorbing_final_state=True).validate()
+    rc = main(["rdpg-her", "--preset", "pusher", "--absorbing-final-state",
+               "--total-env-steps", "400", "--run-dir", str(tmp_path), "--no-progress"])
+    assert rc == 2
+    small_pusher(tmp_path, absorbing_final_state=True, time_aware_critic=True).validate()
 
 
 @pytest.mark.parametrize("omniscient", [True, False])
