@@ -155,7 +155,9 @@ def privileged_input(cfg: RDPGConfig, mu: torch.Tensor, horizon: int,
     if cfg.time_aware_critic:
         left = (horizon - torch.arange(length, device=mu.device, dtype=mu.dtype)) / horizon
         parts.append(left[None, :, None].expand(mu.shape[0], -1, -1))
-    return torch.cat(parts, dim=-1) if parts else None
+    if len(parts) < 2:  # the preset's case: mu alone stays a view, as before
+        return parts[0] if parts else None
+    return torch.cat(parts, dim=-1)
 
 
 TIME_LIMIT = ("bootstrap", "terminal", "absorbing")
@@ -175,10 +177,9 @@ def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float, limit: s
     if limit not in TIME_LIMIT:
         raise ValueError(f"limit must be one of {TIME_LIMIT}, got {limit!r}")
     y = reward + gamma * q_next
-    if limit == "terminal":
-        y = torch.cat([y[:, :-1], reward[:, -1:]], dim=1)
-    elif limit == "absorbing":
-        y = torch.cat([y[:, :-1], reward[:, -1:] / (1.0 - gamma)], dim=1)
+    if limit != "bootstrap":
+        last = reward[:, -1:] / (1.0 - gamma) if limit == "absorbing" else reward[:, -1:]
+        y = torch.cat([y[:, :-1], last], dim=1)
     return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
 
 
@@ -255,6 +256,8 @@ class RDPGTrainer:
         probe.close()
 
         scale = self.action_scale.tolist()
+        self.time_limit = ("bootstrap" if not cfg.time_aware_critic else
+                           "absorbing" if cfg.absorbing_final_state else "terminal")
         self.actor = build_actor(cfg, self.obs_dim, self.goal_dim, self.act_dim, scale)
         self.critic = build_critic(cfg, self.obs_dim, self.goal_dim, self.act_dim, self.mu_dim,
                                    scale)
@@ -403,9 +406,7 @@ class RDPGTrainer:
                                            **_with_tool(self.actor_target, tool))
             q_next, _ = self.critic_target(obs, goal_next, pi_next, prev, mu,
                                            **_with_tool(self.critic_target, tool))
-            limit = ("bootstrap" if not cfg.time_aware_critic else
-                     "absorbing" if cfg.absorbing_final_state else "terminal")
-            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, limit, cfg.clip_target)
+            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, self.time_limit, cfg.clip_target)
         mu_t = mu[:, :horizon] if mu is not None else None
         c_tool = _with_tool(self.critic, tool, horizon)
         q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t, **c_tool)
