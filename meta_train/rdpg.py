@@ -162,6 +162,22 @@ def privileged_input(cfg: RDPGConfig, mu: torch.Tensor, horizon: int,
 
 TIME_LIMIT = ("bootstrap", "terminal", "absorbing")
 
+#: Options the saved networks' shapes or inputs depend on: ``--resume`` must keep them.
+NETWORK_FIELDS = ("env_id", "variant", "history", "kinematic_features", "hidden",
+                  "critic_hidden", "omniscient_critic", "time_aware_critic")
+
+
+def network_changes(saved: dict, cfg: RDPGConfig) -> list[str]:
+    """``--flag: run X, now Y`` for each network-shaping option that differs between a saved
+    config and ``cfg`` (a field missing from an older checkpoint counts as its default)."""
+    defaults = RDPGConfig()
+    out = []
+    for name in NETWORK_FIELDS:
+        was, now = saved.get(name, getattr(defaults, name)), getattr(cfg, name)
+        if was != now:
+            out.append(f"--{name.replace('_', '-')}: run {was!r}, now {now!r}")
+    return out
+
 
 def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float, limit: str,
               clip: bool) -> torch.Tensor:
@@ -623,6 +639,12 @@ class RDPGTrainer:
     def load(self, path: Path) -> None:
         """Restore a checkpoint (networks, optimisers, replay, counters, RNGs)."""
         tg, ng, state = load_checkpoint(path)
+        changed = network_changes(state.get("config") or {}, self.cfg)
+        if changed:
+            raise CheckpointError(
+                f"{path}: --resume keeps the options that shape the networks; "
+                + "; ".join(changed)
+            )
         if state.get("dims") != self._dims():
             raise CheckpointError(
                 f"{path}: checkpoint was made for {state.get('dims')}, this configuration has "

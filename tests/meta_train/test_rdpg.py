@@ -101,8 +101,8 @@ def test_critic_width_can_differ_from_the_actors(tmp_path):
     assert trainer.critic.net.lstm.hidden_size == trainer.critic_target.net.lstm.hidden_size == 8
     trainer.train()
     trainer.close()
-    # the width is part of the checkpoint's contract
-    with pytest.raises(CheckpointError, match="made for"):
+    # the width is part of the checkpoint's contract; the error names the option
+    with pytest.raises(CheckpointError, match="--critic-hidden: run 8, now 0"):
         RDPGTrainer(small_pusher(tmp_path, hidden=24, total_env_steps=800), resume=True)
     resumed = RDPGTrainer(small_pusher(tmp_path, hidden=24, critic_hidden=8,
                                        total_env_steps=800), resume=True)
@@ -282,9 +282,18 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(tmp_path, capsys):
     trainer.train()
     trainer.close()
     ckpt = latest_checkpoint(tmp_path / "run")
-    # mismatched configuration
-    with pytest.raises(CheckpointError, match="made for"):
+    # mismatched configuration: the error names the options that changed
+    with pytest.raises(CheckpointError, match="--hidden: run 16, now 32"):
         RDPGTrainer(small_pusher(tmp_path, hidden=32, total_env_steps=800), resume=True)
+    with pytest.raises(CheckpointError, match="--time-aware-critic: run False, now True"):
+        RDPGTrainer(small_pusher(tmp_path, time_aware_critic=True, total_env_steps=800),
+                    resume=True)
+    # a different episode length changes the replay's shape: refused by the dimensions check
+    with pytest.raises(CheckpointError, match="made for"):
+        RDPGTrainer(small_pusher(tmp_path, env_kwargs={"episode_steps": 25},
+                                 total_env_steps=800), resume=True)
+    # options that do not shape the networks may change on resume (here: the learning rate)
+    RDPGTrainer(small_pusher(tmp_path, actor_lr=1e-4, total_env_steps=800), resume=True).close()
     # corrupted weights
     bad = tmp_path / "bad_copy"
     shutil.copytree(tmp_path / "run", bad)
