@@ -41,6 +41,12 @@ class RDPGConfig:
                       "ff_norand (feedforward, nominal dynamics only)")
     history: int = _f(8, "frames stacked by the ff_history variant")
     env_kwargs: dict = _f({}, "extra keyword arguments for gym.make (e.g. dynamics_ranges)")
+    train_dynamics_emphasis: dict = _f({}, "training envs only: oversample bands inside the "
+                                       "training ranges, {name: [low, high, probability]}, "
+                                       "e.g. {\"puck_friction\": [0.1, 0.3, 0.25]}: with that "
+                                       "probability the value comes from the band (prioritised "
+                                       "task sampling); evaluations sample the ranges as the "
+                                       "env defines them")
     kinematic_features: bool = _f(True, "push envs: networks compute the tool position by "
                                   "forward kinematics (inside the exported graph) and relative "
                                   "puck/goal vectors from the raw observation")

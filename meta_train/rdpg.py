@@ -87,8 +87,13 @@ def make_env(cfg: RDPGConfig, **extra):
         raise ConfigError("env_kwargs: max_episode_steps only wraps the env in gymnasium's "
                           "TimeLimit, the push envs truncate themselves at their own length; "
                           "set episode_steps instead")
+    if "dynamics_emphasis" in kw:
+        raise ConfigError("env_kwargs: dynamics_emphasis would reach the evaluation envs too; "
+                          "set train_dynamics_emphasis, which only the training envs get")
     if cfg.variant == "ff_norand":
         kw["randomize"] = False
+    elif cfg.train_dynamics_emphasis:
+        kw["dynamics_emphasis"] = cfg.train_dynamics_emphasis
     kw.update(extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

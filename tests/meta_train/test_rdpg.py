@@ -452,6 +452,33 @@ def test_episode_length_is_set_by_episode_steps_not_by_a_time_limit_wrapper(tmp_
     trainer.close()
 
 
+def test_dynamics_emphasis_reaches_the_training_envs_only(tmp_path, capsys):
+    band = {"puck_friction": [0.1, 0.3, 1.0]}
+    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=100, demo_fraction=0.5,
+                                       train_dynamics_emphasis=band))
+    try:
+        trainer.collect()
+        mu = trainer.replay.state_dict()["mu"][: trainer.cfg.n_envs]
+        space = trainer.envs.envs[0].unwrapped.dynamics_space
+        friction = space.denormalise(mu)[:, space.index("puck_friction")]
+        assert np.all(friction <= 0.3 + 1e-6)
+        assert trainer.demo_env.dynamics_space.emphasis == space.emphasis != ()
+        eval_env = make_eval_env(trainer.cfg.env_id, trainer.cfg.env_kwargs, "train")
+        assert eval_env.dynamics_space.emphasis == ()
+        eval_env.close()
+    finally:
+        trainer.close()
+    # in env_kwargs it would reach the evaluations too: refused, pointing at the trainer field
+    assert main(["rdpg-her", "--preset", "pusher", "--run-dir", str(tmp_path), "--no-progress",
+                 "--env-kwargs", '{"dynamics_emphasis": {"puck_friction": [0.1, 0.3, 1.0]}}'
+                 ]) == 2
+    assert "train_dynamics_emphasis" in capsys.readouterr().err
+    assert main(["rdpg-her", "--preset", "pusher", "--run-dir", str(tmp_path), "--no-progress",
+                 "--run-name", "bad", "--train-dynamics-emphasis",
+                 '{"puck_friction": [0.01, 0.3, 1.0]}']) == 2
+    assert "training range" in capsys.readouterr().err
+
+
 def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path, expert_labels=True, bc_weight=1.0,
                                        bc_batch_episodes=4, bc_q_filter=False))
