@@ -121,6 +121,11 @@ class RDPGConfig:
                                      "episode ends in as kept for ever (its reward / (1 - "
                                      "gamma)), so that where the puck ends weighs as it does "
                                      "in the success measure")
+    actor_mu_aux: float = _f(0.0, "weight of an auxiliary loss on the recurrent actor: a "
+                             "linear head on its LSTM output predicts the true normalised "
+                             "dynamics mu at every step, so the history is pressed into an "
+                             "estimate of them (training only; the head is not exported); "
+                             "0 disables it")
     clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
     eval_every: int = _f(25, "iterations between evaluations")
     eval_episodes: int = _f(20, "episodes per evaluation (deterministic policy)")
@@ -150,6 +155,10 @@ class RDPGConfig:
         if self.absorbing_final_state and not self.time_aware_critic:
             raise ConfigError("absorbing_final_state needs time_aware_critic (a critic that "
                               "does not see the time cannot tell the final state apart)")
+        if self.actor_mu_aux < 0:
+            raise ConfigError(f"actor_mu_aux must be >= 0, got {self.actor_mu_aux}")
+        if self.actor_mu_aux > 0 and self.variant != "lstm":
+            raise ConfigError("actor_mu_aux needs the recurrent actor (variant lstm)")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
         if not 0.0 <= self.lr_decay_from <= 1.0 or not 0.0 <= self.lr_final <= 1.0:

@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import tqdm
 
 import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
@@ -286,7 +287,19 @@ class RDPGTrainer:
         self.critic.to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
-        self._actor_params = list(self.actor.parameters())
+        self.mu_head: nn.Linear | None = None
+        self._lstm_out: dict[str, torch.Tensor] = {}
+        if cfg.actor_mu_aux > 0:
+            lstm = getattr(getattr(self.actor, "net", self.actor), "lstm", None)
+            if lstm is None or self.mu_dim == 0:
+                raise ConfigError("actor_mu_aux needs a recurrent actor and an env with mu")
+            self.mu_head = nn.Linear(lstm.hidden_size, self.mu_dim).to(self.device)
+            # the online actor's LSTM output of its latest call (after the target's deepcopy,
+            # which must not carry the hook)
+            lstm.register_forward_hook(
+                lambda _m, _i, out: self._lstm_out.__setitem__("rec", out[0]))
+        self._actor_params = list(self.actor.parameters()) + (
+            list(self.mu_head.parameters()) if self.mu_head is not None else [])
         self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.replay = EpisodeReplay(
@@ -442,11 +455,16 @@ class RDPGTrainer:
         scale = self.actor.action_scale
         actor_loss = -q_pi.mean() + cfg.action_l2 * ((pi / scale) ** 2).mean()
         out = {}
+        if self.mu_head is not None:  # the LSTM output of the call that made pi
+            pred = self.mu_head(self._lstm_out["rec"])
+            aux = F.mse_loss(pred, t(b.mu)[:, None, :].expand_as(pred))
+            actor_loss = actor_loss + cfg.actor_mu_aux * aux
+            out["mu_aux_loss"] = aux.item()
         if cfg.bc_weight > 0 and (self.replay.n_labelled if cfg.expert_labels
                                   else self.replay.n_demos):
             bc, kept = self._bc_loss()
             actor_loss = actor_loss + cfg.bc_weight * bc
-            out = {"bc_loss": bc.item(), "bc_kept": kept}
+            out.update(bc_loss=bc.item(), bc_kept=kept)
         self.actor_opt.zero_grad(set_to_none=True)
         # Gradients of the actor's parameters only: the critic's would be discarded, and its
         # recurrent branch (which sees no action of the actor) is skipped in the backward pass.
@@ -609,6 +627,7 @@ class RDPGTrainer:
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
+            **({"mu_head": self.mu_head.state_dict()} if self.mu_head is not None else {}),
         }
 
     def save(self) -> Path:
@@ -639,7 +658,8 @@ class RDPGTrainer:
                 "kinematic_features": isinstance(self.actor, Featurized),
                 # only where it differs, so that checkpoints from before the field still load
                 **({"critic_hidden": self.cfg.critic_hidden}
-                   if self.cfg.critic_hidden not in (0, self.cfg.hidden) else {})}
+                   if self.cfg.critic_hidden not in (0, self.cfg.hidden) else {}),
+                **({"mu_head": True} if self.mu_head is not None else {})}
 
     def load(self, path: Path) -> None:
         """Restore a checkpoint (networks, optimisers, replay, counters, RNGs)."""
@@ -660,6 +680,8 @@ class RDPGTrainer:
             self.critic.load_state_dict(strip_kinematics(tg["critic"]))
             self.actor_target.load_state_dict(strip_kinematics(tg["actor_target"]))
             self.critic_target.load_state_dict(strip_kinematics(tg["critic_target"]))
+            if self.mu_head is not None:
+                self.mu_head.load_state_dict(tg["mu_head"])
             optimizer_from_tensors(self.actor_opt, tg["actor_opt"], state["actor_opt"])
             optimizer_from_tensors(self.critic_opt, tg["critic_opt"], state["critic_opt"])
             self.replay.load_state_dict(ng["replay"])

@@ -149,6 +149,39 @@ def test_progress_rows_keep_the_files_columns(tmp_path):
     assert [int(v) for v in _column(lines, "env_steps")] == [200, 400, 600, 800]
 
 
+def test_actor_mu_aux_presses_the_actors_history_into_an_estimate_of_mu(tmp_path, capsys):
+    trainer = RDPGTrainer(small_pusher(tmp_path, actor_mu_aux=1.0))
+    trainer.collect()
+    trainer.collect()
+    head, lstm = trainer.mu_head, trainer.actor.net.lstm
+    w_head, w_lstm = head.weight.detach().clone(), lstm.weight_ih_l0.detach().clone()
+    w_target = trainer.actor_target.net.lstm.weight_ih_l0.detach().clone()
+    stats = trainer.update()
+    assert stats["mu_aux_loss"] > 0
+    assert not torch.equal(head.weight, w_head) and not torch.equal(lstm.weight_ih_l0, w_lstm)
+    assert not any(m._forward_hooks for m in trainer.actor_target.modules())
+    # the target actor moves only by Polyak averaging, never by the head's loss directly
+    assert torch.allclose(trainer.actor_target.net.lstm.weight_ih_l0,
+                          (1 - trainer.cfg.tau) * w_target + trainer.cfg.tau * lstm.weight_ih_l0)
+    # the head reads the whole batch's LSTM output: every step of every episode
+    rec = trainer._lstm_out["rec"]
+    assert rec.shape == (trainer.cfg.batch_episodes, trainer.horizon, lstm.hidden_size)
+    assert head(rec).shape[-1] == trainer.mu_dim
+    trainer.train()
+    trainer.close()
+    # the head is part of the checkpoint: resume restores it
+    resumed = RDPGTrainer(small_pusher(tmp_path, actor_mu_aux=1.0, total_env_steps=800),
+                          resume=True)
+    assert torch.equal(resumed.mu_head.weight, trainer.mu_head.weight)
+    resumed.close()
+    with pytest.raises(CheckpointError, match="made for"):
+        RDPGTrainer(small_pusher(tmp_path, total_env_steps=800), resume=True)
+    # it needs the recurrent actor
+    assert main(["rdpg-her", "--preset", "pusher", "--variant", "ff", "--actor-mu-aux", "1",
+                 "--run-dir", str(tmp_path), "--run-name", "ff", "--no-progress"]) == 2
+    assert "variant lstm" in capsys.readouterr().err
+
+
 def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path))
     actor_net = getattr(trainer.actor, "net", trainer.actor)  # inside the kinematic features
