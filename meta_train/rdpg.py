@@ -175,13 +175,17 @@ NETWORK_FIELDS = ("env_id", "variant", "history", "kinematic_features", "hidden"
 
 def network_changes(saved: dict, cfg: RDPGConfig) -> list[str]:
     """``--flag: run X, now Y`` for each network-shaping option that differs between a saved
-    config and ``cfg`` (a field missing from an older checkpoint counts as its default)."""
+    config and ``cfg`` (a field missing from an older checkpoint counts as its default), and
+    for ``actor_mu_aux`` where one side has the auxiliary head and the other not."""
     defaults = RDPGConfig()
     out = []
     for name in NETWORK_FIELDS:
         was, now = saved.get(name, getattr(defaults, name)), getattr(cfg, name)
         if was != now:
             out.append(f"--{name.replace('_', '-')}: run {was!r}, now {now!r}")
+    was, now = saved.get("actor_mu_aux", 0.0), cfg.actor_mu_aux
+    if (was > 0) != (now > 0):  # the head exists or not; its weight alone may change
+        out.append(f"--actor-mu-aux: run {was!r}, now {now!r}")
     return out
 
 

@@ -174,8 +174,10 @@ def test_actor_mu_aux_presses_the_actors_history_into_an_estimate_of_mu(tmp_path
                           resume=True)
     assert torch.equal(resumed.mu_head.weight, trainer.mu_head.weight)
     resumed.close()
-    with pytest.raises(CheckpointError, match="made for"):
+    with pytest.raises(CheckpointError, match="--actor-mu-aux: run 1.0, now 0.0"):
         RDPGTrainer(small_pusher(tmp_path, total_env_steps=800), resume=True)
+    RDPGTrainer(small_pusher(tmp_path, actor_mu_aux=2.0, total_env_steps=800),
+                resume=True).close()  # another weight: same head
     # it needs the recurrent actor
     assert main(["rdpg-her", "--preset", "pusher", "--variant", "ff", "--actor-mu-aux", "1",
                  "--run-dir", str(tmp_path), "--run-name", "ff", "--no-progress"]) == 2
