@@ -95,17 +95,17 @@ class DynamicsSpace:
         mode: ``train`` samples the training ranges, ``heldout`` the bands outside them.
         heldout_factor: width of the held-out bands (ratio for log-uniform, fraction of the
             range width for uniform parameters).
-        emphasis: training-range sampling only: ``(name, low, high, probability)`` entries; with
-            that probability the parameter is drawn, by its own law, from the band ``[low,
-            high]`` inside its training range instead of from the whole range (see
-            :meth:`with_emphasis`). Normalisation and held-out sampling ignore it.
+        emphasis: training-range sampling only: ``(band, probability)`` entries, ``band`` the
+            parameter narrowed to a band inside its training range; with that probability the
+            value is drawn from the band, by the parameter's law, instead of from the whole
+            range (see :meth:`with_emphasis`). Normalisation and held-out sampling ignore it.
     """
 
     params: tuple[DynamicsParam, ...]
     randomize: bool = True
     mode: str = "train"
     heldout_factor: float = 1.5
-    emphasis: tuple[tuple[str, float, float, float], ...] = ()
+    emphasis: tuple[tuple[DynamicsParam, float], ...] = ()
     _index: Mapping[str, int] = field(default=None, repr=False, compare=False)  # type: ignore
 
     def __post_init__(self) -> None:
@@ -161,12 +161,7 @@ class DynamicsSpace:
         for key, rng in overrides.items():
             if len(rng) != 2:
                 raise DynamicsConfigError(f"range for {key!r} must be (low, high), got {rng}")
-            hits = [i for i, p in enumerate(new) if p.name == key or p.name.startswith(key + "/")]
-            if not hits:
-                raise DynamicsConfigError(
-                    f"unknown dynamics parameter {key!r}; known: {', '.join(self.names)}"
-                )
-            for i in hits:
+            for i in self._members(key):
                 new[i] = replace(new[i], low=float(rng[0]), high=float(rng[1]))
         return replace(self, params=tuple(new))
 
@@ -178,30 +173,41 @@ class DynamicsSpace:
         A training-side tool (prioritised task sampling): the ranges, and so the normalisation
         of mu and the held-out bands, are unchanged. A group prefix applies to every member.
         """
+        if not isinstance(emphasis, Mapping):
+            raise DynamicsConfigError(
+                f"emphasis must map parameter names to (low, high, probability), got {emphasis!r}"
+            )
         entries = []
         for key, spec in emphasis.items():
-            if len(spec) != 3:
+            try:
+                low, high, prob = (float(v) for v in spec)
+            except (TypeError, ValueError):
                 raise DynamicsConfigError(
-                    f"emphasis for {key!r} must be (low, high, probability), got {spec}"
-                )
-            low, high, prob = (float(v) for v in spec)
-            hits = [p for p in self.params if p.name == key or p.name.startswith(key + "/")]
-            if not hits:
-                raise DynamicsConfigError(
-                    f"unknown dynamics parameter {key!r}; known: {', '.join(self.names)}"
-                )
+                    f"emphasis for {key!r} must be (low, high, probability), got {spec!r}"
+                ) from None
             if not 0.0 < prob <= 1.0:
                 raise DynamicsConfigError(
                     f"emphasis probability for {key!r} must be in (0, 1], got {prob}"
                 )
-            for p in hits:
+            for i in self._members(key):
+                p = self.params[i]
                 if not p.low <= low < high <= p.high:
                     raise DynamicsConfigError(
                         f"emphasis band [{low}, {high}] for {p.name!r} must be a non-empty band "
                         f"inside its training range [{p.low}, {p.high}]"
                     )
-                entries.append((p.name, low, high, prob))
+                entries.append((replace(p, low=low, high=high), prob))
         return replace(self, emphasis=tuple(entries))
+
+    def _members(self, key: str) -> list[int]:
+        """Positions of the parameter ``key`` or of every member of the group ``key``."""
+        hits = [i for i, p in enumerate(self.params)
+                if p.name == key or p.name.startswith(key + "/")]
+        if not hits:
+            raise DynamicsConfigError(
+                f"unknown dynamics parameter {key!r}; known: {', '.join(self.names)}"
+            )
+        return hits
 
     def fixed(self, names: Sequence[str]) -> DynamicsSpace:
         """Copy where the named parameters (or groups) stay at their nominal value."""
@@ -228,10 +234,9 @@ class DynamicsSpace:
             return self.nominal
         if self.mode == "train":
             mu = np.array([p.sample(rng) for p in self.params])
-            for name, low, high, prob in self.emphasis:
+            for band, prob in self.emphasis:
                 if rng.random() < prob:
-                    i = self._index[name]
-                    mu[i] = replace(self.params[i], low=low, high=high).sample(rng)
+                    mu[self._index[band.name]] = band.sample(rng)
             return mu
         return np.array([self._sample_heldout(p, rng) for p in self.params])
 

@@ -116,6 +116,8 @@ def test_no_emphasis_keeps_the_sample_stream(space):
         lambda s: s.with_emphasis({"puck_friction": (0.1, 0.3, 0.0)}),
         lambda s: s.with_emphasis({"puck_friction": (0.1, 0.3, 1.5)}),
         lambda s: s.with_emphasis({"puck_friction": (0.1, 0.3)}),
+        lambda s: s.with_emphasis({"puck_friction": 0.3}),
+        lambda s: s.with_emphasis([0.1, 0.3, 0.5]),
         lambda s: s.with_ranges({"no_such_param": (0, 1)}),
         lambda s: s.with_ranges({"puck_mass": (0.4, 0.1)}),
         lambda s: s.with_ranges({"puck_mass": (0.1,)}),
