@@ -126,6 +126,8 @@ class RDPGConfig:
                              "dynamics mu at every step, so the history is pressed into an "
                              "estimate of them (training only; the head is not exported); "
                              "0 disables it")
+    n_step: int = _f(1, "steps of reward summed before the critic's TD target bootstraps "
+                     "(n-step returns of the stored actions, no off-policy correction)")
     clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
     eval_every: int = _f(25, "iterations between evaluations")
     eval_episodes: int = _f(20, "episodes per evaluation (deterministic policy)")
@@ -159,6 +161,8 @@ class RDPGConfig:
             raise ConfigError(f"actor_mu_aux must be >= 0, got {self.actor_mu_aux}")
         if self.actor_mu_aux > 0 and self.variant != "lstm":
             raise ConfigError("actor_mu_aux needs the recurrent actor (variant lstm)")
+        if self.n_step < 1:
+            raise ConfigError(f"n_step must be >= 1, got {self.n_step}")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
         if not 0.0 <= self.lr_decay_from <= 1.0 or not 0.0 <= self.lr_final <= 1.0:

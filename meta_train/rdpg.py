@@ -209,6 +209,56 @@ def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float, limit: s
     return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
 
 
+def goal_rewards(compute_reward, achieved_goal: np.ndarray, goal: np.ndarray,
+                 n_step: int) -> np.ndarray:
+    """``[B, T, n]`` rewards of the ``n_step`` transitions from each ``t`` scored against the
+    goal of transition ``t`` (HER gives every transition its own goal, so the rewards stored
+    with later transitions belong to other goals); zeros past the episode's end.
+    ``achieved_goal`` is ``[B, T+1, g]``, ``goal`` ``[B, T, g]``."""
+    b, horizon = goal.shape[:2]
+    out = np.zeros((b, horizon, n_step), np.float32)
+    for k in range(min(n_step, horizon)):
+        out[:, :horizon - k, k] = compute_reward(achieved_goal[:, 1 + k:], goal[:, :horizon - k],
+                                                 None)
+    return out
+
+
+def n_step_target(reward_n: torch.Tensor, q_shifted: torch.Tensor, one_step: torch.Tensor,
+                  gamma: float, limit: str, clip: bool) -> torch.Tensor:
+    """n-step TD targets of whole episodes whose transitions each have their own goal.
+
+    ``reward_n [B, T, n]`` from :func:`goal_rewards`; ``q_shifted [B, T+1]`` the target
+    critic's value at position ``j`` for the goal of transition ``j - n`` (the networks read
+    the goal only in their feedforward branch, so one pass with the goals shifted by ``n``
+    gives every bootstrap); ``one_step [B, T]`` the one-step targets (:func:`td_target`).
+    Target of transition ``t``: ``r_t + ... + gamma^(m-1) r_(t+m-1) + gamma^m V``, ``m =
+    min(n, T - t)``, ``V`` the value of state ``t+m`` for goal ``t``: ``q_shifted`` inside the
+    episode and at its end where ``limit`` bootstraps with ``m = n``; at the end, nothing for
+    ``terminal`` and the final state's reward for ever for ``absorbing``. The last ``n - 1``
+    transitions of a ``bootstrap`` episode, whose bootstrap ``q_shifted`` does not hold, keep
+    the one-step target. Uncorrected for exploration, as in Ape-X and R2D2.
+    """
+    if limit not in TIME_LIMIT:
+        raise ValueError(f"limit must be one of {TIME_LIMIT}, got {limit!r}")
+    b, horizon, n = reward_n.shape
+    t = torch.arange(horizon, device=reward_n.device)
+    m = torch.clamp(horizon - t, max=n)
+    disc = gamma ** torch.arange(n, device=reward_n.device, dtype=reward_n.dtype)
+    summed = torch.cumsum(reward_n * disc, dim=-1)
+    ret = summed.gather(-1, (m - 1).expand(b, -1)[..., None])[..., 0]
+    bootstrap = q_shifted[:, torch.clamp(t + m, max=horizon)]
+    ends = (t + m) == horizon
+    if limit == "terminal":
+        bootstrap = torch.where(ends, torch.zeros_like(bootstrap), bootstrap)
+    elif limit == "absorbing":
+        last = reward_n.gather(-1, (m - 1).expand(b, -1)[..., None])[..., 0] / (1.0 - gamma)
+        bootstrap = torch.where(ends, last, bootstrap)
+    y = ret + gamma ** m.to(reward_n.dtype) * bootstrap
+    if limit == "bootstrap":
+        y = torch.where(m < n, one_step, y)
+    return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
+
+
 def build_critic(cfg: RDPGConfig, obs_dim, goal_dim, act_dim, mu_dim, scale):
     """Recurrent omniscient critic for the LSTM policy, feedforward for the baselines."""
     feats = push_features(cfg, act_dim)
@@ -445,6 +495,17 @@ class RDPGTrainer:
             q_next, _ = self.critic_target(obs, goal_next, pi_next, prev, mu,
                                            **_with_tool(self.critic_target, tool))
             y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, self.time_limit, cfg.clip_target)
+            if cfg.n_step > 1:
+                n = cfg.n_step
+                # goal of transition j-n at position j: one more pass of the target networks
+                shifted = torch.cat([goal[:, :1].expand(-1, n, -1), goal], dim=1)[:, :horizon + 1]
+                pi_s, _ = self.actor_target(pin, shifted, prev,
+                                            **_with_tool(self.actor_target, tool))
+                q_s, _ = self.critic_target(obs, shifted, pi_s, prev, mu,
+                                            **_with_tool(self.critic_target, tool))
+                r_n = t(goal_rewards(self.compute_reward, b.achieved_goal, b.goal, n))
+                y = n_step_target(r_n, q_s[..., 0], y, cfg.gamma, self.time_limit,
+                                  cfg.clip_target)
         mu_t = mu[:, :horizon] if mu is not None else None
         c_tool = _with_tool(self.critic, tool, horizon)
         q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t, **c_tool)

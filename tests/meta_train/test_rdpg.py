@@ -22,7 +22,13 @@ from meta_train.config import (
     load_preset,
 )
 from meta_train.evaluate import make_eval_env
-from meta_train.rdpg import RDPGTrainer, q_filter_mask, td_target
+from meta_train.rdpg import (
+    RDPGTrainer,
+    goal_rewards,
+    n_step_target,
+    q_filter_mask,
+    td_target,
+)
 from sim.scripted import KNOWLEDGE
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
@@ -239,6 +245,97 @@ def test_td_target_at_the_time_limit():
     assert td_target(-reward, q_next * 0, 0.9, "terminal", True).max() == 0.0
     with pytest.raises(ValueError, match="limit"):
         td_target(reward, q_next, 0.9, "episodic", False)
+
+
+def test_n_step_rewards_are_scored_against_each_transitions_own_goal():
+    # a 1-D world: the achieved goal walks 0, 1, 2, 3, 4; success within 0.5 of the goal
+    achieved = np.arange(5.0)[None, :, None]
+    goal = np.array([[2.0], [2.0], [4.0], [0.0]])[None]  # one goal per transition (HER)
+
+    def reward(ag, g, info):
+        return -(np.abs(ag - g)[..., 0] > 0.5).astype(np.float32)
+
+    r = goal_rewards(reward, achieved, goal, 3)
+    # transition 0 (goal 2) reaches 1, 2, 3; transition 1 (goal 2) 2, 3, 4; transition 2
+    # (goal 4) 3, 4, then the end; transition 3 (goal 0) 4, then the end
+    assert r[0].tolist() == [[-1, 0, -1], [0, -1, -1], [-1, 0, 0], [-1, 0, 0]]
+
+
+def _n_step_by_hand(reward_n, q_shifted, one_step, gamma, limit):
+    rows, horizon, n = reward_n.shape
+    out = torch.zeros(rows, horizon)
+    for i in range(rows):
+        for t in range(horizon):
+            m = min(n, horizon - t)
+            ret = sum(gamma**k * float(reward_n[i, t, k]) for k in range(m))
+            if t + m < horizon or (limit == "bootstrap" and m == n):
+                value = float(q_shifted[i, t + m])
+            elif limit == "bootstrap":  # the goal's value at the end is not in q_shifted
+                out[i, t] = one_step[i, t]
+                continue
+            elif limit == "terminal":
+                value = 0.0
+            else:
+                value = float(reward_n[i, t, m - 1]) / (1 - gamma)
+            out[i, t] = ret + gamma**m * value
+    return out
+
+
+@pytest.mark.parametrize("limit", ["bootstrap", "terminal", "absorbing"])
+def test_n_step_targets_sum_the_rewards_then_bootstrap(limit):
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 3, 7, 12):  # 7 = the whole episode, 12 more than it
+        reward_n = -(torch.rand(3, 7, n, generator=gen) < 0.6).float()
+        q_shifted = -10 * torch.rand(3, 8, generator=gen)
+        one_step = -10 * torch.rand(3, 7, generator=gen)
+        got = n_step_target(reward_n, q_shifted, one_step, 0.9, limit, False)
+        want = _n_step_by_hand(reward_n, q_shifted, one_step, 0.9, limit)
+        assert torch.allclose(got, want, atol=1e-5), n
+    # one step with the goals unshifted is the one-step target
+    reward = -(torch.rand(3, 7, generator=gen) < 0.6).float()
+    q_next = -10 * torch.rand(3, 7, generator=gen)
+    q_shifted = torch.cat([q_next[:, :1], q_next], dim=1)
+    one = td_target(reward, q_next, 0.9, limit, True)
+    assert torch.allclose(n_step_target(reward[..., None], q_shifted, one, 0.9, limit, True),
+                          one)
+
+
+def test_the_critic_regresses_on_n_step_targets(tmp_path, monkeypatch):
+    import meta_train.rdpg as rdpg
+
+    seen, batches = [], []
+    trainer = RDPGTrainer(small_pusher(tmp_path, n_step=3))
+    sample, rng = trainer.replay.sample, np.random.default_rng(0)
+
+    def distinct_goals(*args):  # every transition a goal of its own
+        b = sample(*args)
+        batches.append(b._replace(goal=rng.uniform(-0.3, 0.3, b.goal.shape).astype(np.float32)))
+        return batches[-1]
+
+    monkeypatch.setattr(trainer.replay, "sample", distinct_goals)
+
+    def spy(reward_n, q_shifted, one_step, gamma, limit, clip):
+        # the bootstrap of transition t: the target networks over the whole episode with
+        # transition t's goal at every step, read at step t + 3
+        b, t = batches[-1], 5
+        tt = lambda x: torch.as_tensor(x)  # noqa: E731
+        goal_t = tt(b.goal[:, t:t + 1]).expand(-1, b.obs.shape[1], -1)
+        mu = tt(b.mu)[:, None].expand(-1, b.obs.shape[1], -1)
+        pi, _ = trainer.actor_target(tt(b.obs), goal_t, tt(b.prev_action))
+        q, _ = trainer.critic_target(tt(b.obs), goal_t, pi, tt(b.prev_action), mu)
+        seen.append((reward_n.shape, q_shifted.shape, q[:, t + 3, 0], q_shifted[:, t + 3]))
+        return n_step_target(reward_n, q_shifted, one_step, gamma, limit, clip)
+
+    monkeypatch.setattr(rdpg, "n_step_target", spy)
+    trainer.iteration = 10
+    trainer.collect()
+    out = trainer.update()
+    trainer.close()
+    (r_shape, q_shape, want, got), = seen
+    assert r_shape == (4, trainer.horizon, 3) and q_shape == (4, trainer.horizon + 1)
+    assert torch.allclose(got, want, atol=1e-5) and np.isfinite(out["critic_loss"])
+    with pytest.raises(ConfigError, match="n_step"):
+        RDPGConfig(n_step=0).validate()
 
 
 def test_absorbing_final_state_needs_the_time_aware_critic(tmp_path):
