@@ -223,14 +223,16 @@ def goal_rewards(compute_reward, achieved_goal: np.ndarray, goal: np.ndarray,
     return out
 
 
-def n_step_target(reward_n: torch.Tensor, q_shifted: torch.Tensor, one_step: torch.Tensor,
-                  gamma: float, limit: str, clip: bool) -> torch.Tensor:
+def n_step_target(reward_n: torch.Tensor, q_shifted: torch.Tensor,
+                  one_step: torch.Tensor | None, gamma: float, limit: str,
+                  clip: bool) -> torch.Tensor:
     """n-step TD targets of whole episodes whose transitions each have their own goal.
 
     ``reward_n [B, T, n]`` from :func:`goal_rewards`; ``q_shifted [B, T+1]`` the target
     critic's value at position ``j`` for the goal of transition ``j - n`` (the networks read
     the goal only in their feedforward branch, so one pass with the goals shifted by ``n``
-    gives every bootstrap); ``one_step [B, T]`` the one-step targets (:func:`td_target`).
+    gives every bootstrap); ``one_step [B, T]`` the one-step targets (:func:`td_target`),
+    needed only where ``limit`` is ``bootstrap``.
     Target of transition ``t``: ``r_t + ... + gamma^(m-1) r_(t+m-1) + gamma^m V``, ``m =
     min(n, T - t)``, ``V`` the value of state ``t+m`` for goal ``t``: ``q_shifted`` inside the
     episode and at its end where ``limit`` bootstraps with ``m = n``; at the end, nothing for
@@ -244,17 +246,20 @@ def n_step_target(reward_n: torch.Tensor, q_shifted: torch.Tensor, one_step: tor
     t = torch.arange(horizon, device=reward_n.device)
     m = torch.clamp(horizon - t, max=n)
     disc = gamma ** torch.arange(n, device=reward_n.device, dtype=reward_n.dtype)
-    summed = torch.cumsum(reward_n * disc, dim=-1)
-    ret = summed.gather(-1, (m - 1).expand(b, -1)[..., None])[..., 0]
-    bootstrap = q_shifted[:, torch.clamp(t + m, max=horizon)]
+    last_k = (m - 1).expand(b, -1)[..., None]  # the last reward summed into each target
+    ret = torch.cumsum(reward_n * disc, dim=-1).gather(-1, last_k)[..., 0]
+    bootstrap = q_shifted[:, t + m]
     ends = (t + m) == horizon
     if limit == "terminal":
         bootstrap = torch.where(ends, torch.zeros_like(bootstrap), bootstrap)
     elif limit == "absorbing":
-        last = reward_n.gather(-1, (m - 1).expand(b, -1)[..., None])[..., 0] / (1.0 - gamma)
+        last = reward_n.gather(-1, last_k)[..., 0] / (1.0 - gamma)
         bootstrap = torch.where(ends, last, bootstrap)
     y = ret + gamma ** m.to(reward_n.dtype) * bootstrap
     if limit == "bootstrap":
+        if one_step is None:
+            raise ValueError("limit 'bootstrap' needs the one-step targets (the last n - 1 "
+                             "transitions keep them)")
         y = torch.where(m < n, one_step, y)
     return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
 
@@ -485,27 +490,28 @@ class RDPGTrainer:
         obs, act, prev, goal, rew = t(b.obs), t(b.action), t(b.prev_action), t(b.goal), t(b.reward)
         horizon = act.shape[1]
         mu = privileged_input(cfg, t(b.mu), horizon, horizon + 1)
-        # goal seen at position t+1 of the sequence is the goal of transition t
-        goal_next = torch.cat([goal[:, :1], goal], dim=1)
         pin = actor_input(cfg.variant, cfg.history, obs, prev)
         with torch.no_grad():
             tool = _tool_of(self.critic, obs)
-            pi_next, _ = self.actor_target(pin, goal_next, prev,
-                                           **_with_tool(self.actor_target, tool))
-            q_next, _ = self.critic_target(obs, goal_next, pi_next, prev, mu,
-                                           **_with_tool(self.critic_target, tool))
-            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, self.time_limit, cfg.clip_target)
+
+            def target_values(shift: int) -> torch.Tensor:
+                """Target critic's values along the episode, ``[B, T+1]``, with the goal of
+                transition ``j - shift`` at position ``j`` (shift 1: each transition's goal
+                at the state it leads to)."""
+                g = torch.cat([goal[:, :1].expand(-1, shift, -1), goal], dim=1)[:, :horizon + 1]
+                pi, _ = self.actor_target(pin, g, prev, **_with_tool(self.actor_target, tool))
+                q, _ = self.critic_target(obs, g, pi, prev, mu,
+                                          **_with_tool(self.critic_target, tool))
+                return q[..., 0]
+
+            y = None  # one-step targets: the target itself, or the n-step tail's at bootstrap
+            if cfg.n_step == 1 or self.time_limit == "bootstrap":
+                y = td_target(rew, target_values(1)[:, 1:], cfg.gamma, self.time_limit,
+                              cfg.clip_target)
             if cfg.n_step > 1:
-                n = cfg.n_step
-                # goal of transition j-n at position j: one more pass of the target networks
-                shifted = torch.cat([goal[:, :1].expand(-1, n, -1), goal], dim=1)[:, :horizon + 1]
-                pi_s, _ = self.actor_target(pin, shifted, prev,
-                                            **_with_tool(self.actor_target, tool))
-                q_s, _ = self.critic_target(obs, shifted, pi_s, prev, mu,
-                                            **_with_tool(self.critic_target, tool))
-                r_n = t(goal_rewards(self.compute_reward, b.achieved_goal, b.goal, n))
-                y = n_step_target(r_n, q_s[..., 0], y, cfg.gamma, self.time_limit,
-                                  cfg.clip_target)
+                r_n = t(goal_rewards(self.compute_reward, b.achieved_goal, b.goal, cfg.n_step))
+                y = n_step_target(r_n, target_values(cfg.n_step), y, cfg.gamma,
+                                  self.time_limit, cfg.clip_target)
         mu_t = mu[:, :horizon] if mu is not None else None
         c_tool = _with_tool(self.critic, tool, horizon)
         q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t, **c_tool)
