@@ -3,7 +3,7 @@
     python bench/bench_update.py --device cpu cuda --updates 20
 
 Builds the trainer on the PointGoal toy env sized like the Panda task (7 action dims, 100-step
-episodes; no simulator needed, so it also runs on a GPU machine without PyBullet), fills the
+episodes; no simulation steps are timed, though importing the trainer needs PyBullet), fills the
 replay with random episodes and times ``RDPGTrainer.update`` (critic + actor step over whole
 episodes with BPTT, HER relabelling included) for several batch sizes and widths.
 """

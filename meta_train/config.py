@@ -52,6 +52,9 @@ class RDPGConfig:
                                   "puck/goal vectors from the raw observation")
     seed: int = _f(0, "seed of networks, exploration and env resets")
     total_env_steps: int = _f(200_000, "stop after this many environment steps")
+    max_wall_s: float = _f(0.0, "also stop once the run's training wall time (summed across "
+                           "resumes) reaches this many seconds; the final policy is saved as "
+                           "usual; 0 = no limit")
     n_envs: int = _f(2, "parallel rollout envs (one episode each per iteration)")
     vector: str = _f("sync", "vector env: sync (in-process) or async (one process per env)")
     updates_per_iteration: int = _f(16, "gradient steps after each collection of n_envs episodes")
@@ -150,6 +153,8 @@ class RDPGConfig:
                      "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.max_wall_s >= 0.0:
+            raise ConfigError(f"max_wall_s must be >= 0, got {self.max_wall_s}")
         if self.critic_hidden < 0:
             raise ConfigError(f"critic_hidden must be >= 0, got {self.critic_hidden}")
         if not 0.0 < self.gamma < 1.0:

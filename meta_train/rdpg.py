@@ -609,7 +609,8 @@ class RDPGTrainer:
 
     # --- loop ---------------------------------------------------------------------------------
     def train(self) -> dict:
-        """Run until ``total_env_steps``; returns the last evaluation."""
+        """Run until ``total_env_steps`` (or ``max_wall_s`` of training wall time); returns the
+        last evaluation."""
         cfg = self.cfg
         per_iter = cfg.n_envs * self.horizon
         bar = tqdm(total=cfg.total_env_steps, initial=self.env_steps, unit="step",
@@ -625,6 +626,10 @@ class RDPGTrainer:
                 self.collect_demo()
             bar.update(n_demo * self.horizon)
         while self.env_steps + per_iter <= cfg.total_env_steps:
+            if cfg.max_wall_s and self._wall_s() >= cfg.max_wall_s:
+                print(f"wall-time budget of {cfg.max_wall_s:g} s reached at "
+                      f"{self.env_steps} env steps; saving the final policy", file=sys.stderr)
+                break
             stats = self.collect()
             if (self.demo_env is not None and self.rng.random() < cfg.demo_fraction
                     and self.env_steps + self.horizon <= cfg.total_env_steps):
@@ -802,7 +807,8 @@ class RDPGTrainer:
     def _save_final(self) -> None:
         save_checkpoint(self.run_dir / "final", {"actor": self.actor.state_dict()}, {},
                         {"config": self.cfg.to_dict(), "dims": self._dims(),
-                         "iteration": self.iteration})
+                         "iteration": self.iteration, "env_steps": self.env_steps,
+                         "wall_s": round(self._wall_s(), 1)})
 
     def close(self) -> None:
         self.envs.close()

@@ -101,6 +101,38 @@ def test_resume_continues_with_identical_state(tmp_path, lr_decay_from):
     assert walls == sorted(walls) and walls[2] >= walls[1]
 
 
+def test_a_wall_time_budget_stops_the_run_and_saves_the_final_policy(tmp_path, capsys):
+    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=4000, max_wall_s=25.0))
+    trainer._wall_s = lambda: 10.0 * trainer.iteration  # a clock that ticks per iteration
+    trainer.train()
+    trainer.close()
+    assert trainer.iteration == 3 and trainer.env_steps == 3 * 2 * trainer.horizon
+    assert "wall-time budget of 25 s reached" in capsys.readouterr().err
+    state = json.loads((tmp_path / "run" / "final" / "state.json").read_text())
+    assert state["env_steps"] == trainer.env_steps
+    # with the real clock a resumed run over its budget does not train further
+    resumed = RDPGTrainer(small_pusher(tmp_path, total_env_steps=4000, max_wall_s=1e-9),
+                          resume=True)
+    resumed.train()
+    resumed.close()
+    assert resumed.env_steps == 3 * 2 * trainer.horizon
+    with pytest.raises(ConfigError, match="max_wall_s"):
+        small_pusher(tmp_path, max_wall_s=-1.0).validate()
+
+
+def test_async_rollout_workers_train_exactly_as_in_process_envs(tmp_path):
+    """``--vector async`` (one process per env, the GPU-workstation setting) gives the same run."""
+    actors = {}
+    for vector in ("sync", "async"):
+        trainer = RDPGTrainer(small_pusher(tmp_path, n_envs=4, vector=vector, run_name=vector,
+                                           total_env_steps=800, teacher="contact"))
+        trainer.train()
+        trainer.close()
+        actors[vector] = trainer.actor.state_dict()
+    for name, value in actors["sync"].items():
+        torch.testing.assert_close(actors["async"][name], value, rtol=0, atol=0)
+
+
 def test_critic_width_can_differ_from_the_actors(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path, hidden=24, critic_hidden=8))
     assert trainer.actor.net.lstm.hidden_size == 24
