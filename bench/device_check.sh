@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# GPU checks, run on a lent accelerator machine (see docs/benchmarks.md): the CUDA tests and
-# the learner's update rate on CUDA vs that machine's CPU. Needs gymnasium wheels in .whl/.
+# GPU checks, run on a lent accelerator machine (see docs/benchmarks.md). Stages, in the order
+# given (default: tests updates):
+#   tests    the CUDA tests (train, resume and export on CUDA)
+#   updates  the learner's update rate on CUDA vs that machine's CPU (bench/bench_update.py)
+#   train    the pusher preset trained end to end on CUDA, scaled by flags alone, for
+#            TRAIN_WALL_S seconds of training (default 380); the run (config, progress, best
+#            and final policies, its final evaluation) comes back as $OUT/GPU1.tgz
+# That machine's Python has torch but not gymnasium or PyBullet: their wheels for its Python
+# travel in .whl/, which bench/device_wheels.sh fills (PyBullet built here for that Python).
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
@@ -8,9 +15,32 @@ export PYTHONPATH=/tmp/site:$PWD:$PWD/ros2_ws/src/meta_control PYTHONUNBUFFERED=
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 nvidia-smi -L | tee "$OUT/gpu.txt"
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))" \
-  | tee -a "$OUT/gpu.txt"
-timeout 300 python3 -m pytest -q -p no:cacheprovider tests/meta_train/test_cuda.py \
-  "tests/meta_train/test_networks.py" -k "cuda" 2>&1 | tee "$OUT/cuda_tests.log"
-timeout 200 python3 bench/bench_update.py --device cpu cuda --updates 10 --threads 16 \
-  2>&1 | tee "$OUT/bench_update.md"
+python3 -c "import torch, pybullet, gymnasium; print('torch', torch.__version__,
+torch.cuda.get_device_name(0), 'gymnasium', gymnasium.__version__)" | tee -a "$OUT/gpu.txt" \
+  || exit 1
+nproc | sed 's/^/cpus /' | tee -a "$OUT/gpu.txt"
+[ $# -gt 0 ] || set -- tests updates
+rc=0
+for stage in "$@"; do
+  case $stage in
+    tests)
+      timeout 300 python3 -m pytest -q -p no:cacheprovider tests/meta_train/test_cuda.py \
+        "tests/meta_train/test_networks.py" -k "cuda" 2>&1 | tee "$OUT/cuda_tests.log" || rc=1
+      ;;
+    updates)
+      timeout 200 python3 bench/bench_update.py --device cpu cuda --updates 10 --threads 16 \
+        2>&1 | tee "$OUT/bench_update.md" || rc=1
+      ;;
+    train)
+      wall=${TRAIN_WALL_S:-380}
+      timeout $((wall + 120)) python3 -m meta_train.cli rdpg-her --preset pusher \
+        --device cuda --n-envs 16 --vector async --batch-episodes 256 --hidden 128 \
+        --updates-per-iteration 32 --total-env-steps 5000000 --max-wall-s "$wall" \
+        --run-dir /tmp/runs --run-name GPU1 --no-progress 2>&1 | tee "$OUT/train_gpu.log" \
+        || rc=1
+      tar czf "$OUT/GPU1.tgz" -C /tmp/runs --exclude checkpoints GPU1 || rc=1
+      ;;
+    *) echo "unknown stage $stage (tests, updates, train)" >&2; exit 2 ;;
+  esac
+done
+exit $rc
