@@ -141,6 +141,8 @@ class RDPGConfig:
     run_dir: str = _f("runs", "parent directory of runs")
     run_name: str = _f("", "run name (default env__algo__variant__seed__time)")
     progress: bool = _f(True, "show a progress bar")
+    tensorboard: bool = _f(True, "also write every progress.csv row as TensorBoard scalars in "
+                           "<run>/tensorboard (view with tensorboard --logdir runs)")
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` on inconsistent values."""

@@ -380,6 +380,8 @@ class RDPGTrainer:
         self.best_success = -1.0
         self.history_rows: list[dict] = []
         self._wall_before, self._wall_start = 0.0, None
+        self._tb = None  # TensorBoard writer, opened at the first progress row
+        self._resumed_at: int | None = None  # first env step logged again after a resume
         if resume:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
@@ -696,6 +698,26 @@ class RDPGTrainer:
             if new:
                 w.writeheader()
             w.writerow(row)
+        if self.cfg.tensorboard:
+            self._tb_write(row)
+
+    def _tb_write(self, row: dict) -> None:
+        """The progress row as TensorBoard scalars against env steps (``eval/`` for the
+        periodic evaluations, ``train/`` for the rest). A resumed run first purges what was
+        logged after its checkpoint, as :meth:`_trim_progress` does for the CSV."""
+        if self._tb is None:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"),
+                                     purge_step=self._resumed_at)
+        step = int(row["env_steps"])
+        for key, value in row.items():
+            if key in ("iteration", "env_steps") or isinstance(value, bool) or \
+                    not isinstance(value, (int, float, np.integer, np.floating)):
+                continue
+            group = "eval" if key.startswith("eval_") else "train"
+            self._tb.add_scalar(f"{group}/{key}", float(value), step)
+        self._tb.flush()
 
     # --- persistence --------------------------------------------------------------------------
     def _model_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -770,6 +792,7 @@ class RDPGTrainer:
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.updates, self.best_success = state["updates"], state["best_success"]
         self._wall_before = float(state.get("wall_s", 0.0))
+        self._resumed_at = self.env_steps + 1
         self._trim_progress()
 
     def _wall_s(self) -> float:
@@ -811,6 +834,9 @@ class RDPGTrainer:
                          "wall_s": round(self._wall_s(), 1)})
 
     def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         self.envs.close()
         if self.demo_env is not None:
             self.demo_env.close()

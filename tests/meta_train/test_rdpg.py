@@ -101,6 +101,53 @@ def test_resume_continues_with_identical_state(tmp_path, lr_decay_from):
     assert walls == sorted(walls) and walls[2] >= walls[1]
 
 
+def _tensorboard_scalars(logdir) -> dict[str, list[tuple[int, float]]]:
+    """Scalars of every event file under ``logdir`` as TensorBoard shows them: a session
+    START at step s (a resumed run's purge) drops what was logged earlier at steps >= s."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(logdir.glob("events.out.tfevents.*")):
+        data, pos = path.read_bytes(), 0
+        while pos < len(data):
+            (length,) = struct.unpack("<Q", data[pos:pos + 8])
+            event = event_pb2.Event.FromString(data[pos + 12:pos + 12 + length])
+            pos += 12 + length + 4
+            if event.session_log.status == event_pb2.SessionLog.START:
+                series = {k: [(s, v) for s, v in pts if s < event.step]
+                          for k, pts in series.items()}
+            for value in event.summary.value:
+                series.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return series
+
+
+def test_progress_rows_go_to_tensorboard_and_a_resume_purges_the_rows_it_logs_again(tmp_path):
+    first = RDPGTrainer(small_pusher(tmp_path, total_env_steps=800, keep_checkpoints=10))
+    first.train()
+    first.close()
+    run = tmp_path / "run"
+    for ckpt in (run / "checkpoints").iterdir():
+        if int(ckpt.name.split("_")[1]) > 4:
+            shutil.rmtree(ckpt)
+    resumed = RDPGTrainer(small_pusher(tmp_path, total_env_steps=800), resume=True)
+    resumed.train()
+    resumed.close()
+    lines = (run / "progress.csv").read_text().splitlines()
+    steps = [int(v) for v in _column(lines, "env_steps")]
+    scalars = _tensorboard_scalars(run / "tensorboard")
+    assert len(list((run / "tensorboard").glob("events.out.tfevents.*"))) == 2
+    for column, tag in (("eval_success_0.05", "eval/eval_success_0.05"),
+                        ("critic_loss", "train/critic_loss")):
+        expected = [(s, float(v)) for s, v in zip(steps, _column(lines, column), strict=True)]
+        assert [(s, pytest.approx(v)) for s, v in scalars[tag]] == expected, tag
+    off = RDPGTrainer(small_pusher(tmp_path, run_name="off", tensorboard=False))
+    off.train()
+    off.close()
+    assert not (tmp_path / "off" / "tensorboard").exists()
+
+
 def test_a_wall_time_budget_stops_the_run_and_saves_the_final_policy(tmp_path, capsys):
     trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=4000, max_wall_s=25.0))
     trainer._wall_s = lambda: 10.0 * trainer.iteration  # a clock that ticks per iteration
