@@ -6,6 +6,8 @@
 #   train    the pusher preset trained end to end on CUDA, scaled by flags alone, for
 #            TRAIN_WALL_S seconds of training (default 380); the run (config, progress, best
 #            and final policies, its final evaluation) comes back as $OUT/GPU1.tgz
+#   panda    the same for the Panda preset, with the flags its preset names, for
+#            PANDA_WALL_S seconds (default 150): $OUT/PGPU1.tgz
 # That machine's Python has torch but not gymnasium or PyBullet: their wheels for its Python
 # travel in .whl/, which bench/device_wheels.sh fills (PyBullet built here for that Python).
 set -uo pipefail
@@ -40,7 +42,16 @@ for stage in "$@"; do
         || rc=1
       tar czf "$OUT/GPU1.tgz" -C /tmp/runs --exclude checkpoints GPU1 || rc=1
       ;;
-    *) echo "unknown stage $stage (tests, updates, train)" >&2; exit 2 ;;
+    panda)
+      wall=${PANDA_WALL_S:-150}
+      timeout $((wall + 120)) python3 -m meta_train.cli rdpg-her --preset panda \
+        --device cuda --n-envs 16 --vector async --batch-episodes 128 --hidden 128 \
+        --total-env-steps 20000000 --max-wall-s "$wall" --final-eval-episodes 20 \
+        --run-dir /tmp/runs --run-name PGPU1 --no-progress 2>&1 | tee "$OUT/train_panda_gpu.log" \
+        || rc=1
+      tar czf "$OUT/PGPU1.tgz" -C /tmp/runs --exclude checkpoints PGPU1 || rc=1
+      ;;
+    *) echo "unknown stage $stage (tests, updates, train, panda)" >&2; exit 2 ;;
   esac
 done
 exit $rc

@@ -2,7 +2,7 @@
 # Fill .whl/ with what bench/device_check.sh installs on the lent GPU machine, whose Python
 # (3.12) has torch but not gymnasium or PyBullet, and which reaches no package index. PyBullet
 # has no wheel for Python 3.12 on the index, so it is built here from its source (about 10
-# minutes on two cores), stripped and cut to what the pusher needs (3 MiB; the transfer limit
+# minutes on two cores), stripped and cut to what the envs need (6 MiB; the transfer limit
 # is 64 MiB). Needs a python3.12 here (PY312=...). Then, with the tool that runs commands there:
 #   run  command="bash bench/device_check.sh tests train"  carry=[".whl"]
 set -euo pipefail
@@ -23,6 +23,7 @@ build=$(mktemp -d)
   -w "$build/wheels" pybullet==3.2.7
 python3 bench/slim_wheel.py "$build"/wheels/pybullet-*.whl .whl \
   --drop pybullet_envs pybullet_examples pybullet_robots \
-  eglRenderer.cpython-312-x86_64-linux-gnu.so --keep-only pybullet_data
+  eglRenderer.cpython-312-x86_64-linux-gnu.so --keep-only pybullet_data \
+  --keep pybullet_data/franka_panda
 rm -rf "$build"
 ls -l .whl

@@ -1,11 +1,12 @@
 """Rewrite a wheel without the parts a run does not need, so that it fits the lent GPU
 machine's transfer limit (bench/device_wheels.sh).
 
-    python bench/slim_wheel.py IN.whl OUT_DIR --drop pybullet_envs --keep-only pybullet_data
+    python bench/slim_wheel.py IN.whl OUT_DIR --drop pybullet_envs --keep-only pybullet_data \
+        --keep pybullet_data/franka_panda
 
 Shared objects are stripped of their symbols (PyBullet's 104 MB .so becomes 8 MB), the listed
-top-level folders are dropped, the ``--keep-only`` folders keep only their ``__init__.py``, and
-the wheel's RECORD is rewritten with the new hashes.
+top-level folders are dropped, the ``--keep-only`` folders keep only their ``__init__.py`` and
+the ``--keep`` paths inside them, and the wheel's RECORD is rewritten with the new hashes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def _record_line(root: Path, rel: str) -> str:
     return f"{rel},sha256={digest},{len(data)}"
 
 
-def slim(wheel: Path, out_dir: Path, drop: list[str], keep_only: list[str]) -> Path:
+def slim(wheel: Path, out_dir: Path, drop: list[str], keep_only: list[str],
+         keep: list[str] = ()) -> Path:
     """Write the slimmed copy of ``wheel`` into ``out_dir`` and return its path."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -36,7 +38,9 @@ def slim(wheel: Path, out_dir: Path, drop: list[str], keep_only: list[str]) -> P
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
             top = rel.split("/", 1)[0]
-            if top in drop or (top in keep_only and rel != f"{top}/__init__.py"):
+            kept_inside = rel == f"{top}/__init__.py" or any(
+                rel.startswith(k.rstrip("/") + "/") for k in keep)
+            if top in drop or (top in keep_only and not kept_inside):
                 continue
             if rel.endswith("/RECORD") and ".dist-info/" in rel:
                 record = rel
@@ -60,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out_dir", type=Path)
     p.add_argument("--drop", nargs="*", default=[], help="top-level folders or files to leave out")
     p.add_argument("--keep-only", nargs="*", default=[],
-                   help="top-level packages reduced to their __init__.py")
+                   help="top-level packages reduced to their __init__.py (and --keep paths)")
+    p.add_argument("--keep", nargs="*", default=[],
+                   help="folders kept inside the --keep-only packages")
     args = p.parse_args(argv)
     if not args.wheel.is_file():
         print(f"error: no wheel at {args.wheel}", file=sys.stderr)
         return 2
-    out = slim(args.wheel, args.out_dir, args.drop, args.keep_only)
+    out = slim(args.wheel, args.out_dir, args.drop, args.keep_only, args.keep)
     print(f"{out} {out.stat().st_size / 2**20:.1f} MiB")
     return 0
 
