@@ -124,6 +124,11 @@ class RDPGConfig:
                                      "episode ends in as kept for ever (its reward / (1 - "
                                      "gamma)), so that where the puck ends weighs as it does "
                                      "in the success measure")
+    actor_ema: float = _f(0.0, "decay per update of an exponential moving average of the "
+                          "actor's weights, which the periodic evaluations, best/ and final/ "
+                          "(the exported policy) then use; the online actor still explores "
+                          "and trains; 0 disables it (e.g. 0.999: about the last 1,000 "
+                          "updates)")
     actor_mu_aux: float = _f(0.0, "weight of an auxiliary loss on the recurrent actor: a "
                              "linear head on its LSTM output predicts the true normalised "
                              "dynamics mu at every step, so the history is pressed into an "
@@ -164,6 +169,8 @@ class RDPGConfig:
         if self.absorbing_final_state and not self.time_aware_critic:
             raise ConfigError("absorbing_final_state needs time_aware_critic (a critic that "
                               "does not see the time cannot tell the final state apart)")
+        if not 0.0 <= self.actor_ema < 1.0:
+            raise ConfigError(f"actor_ema must be in [0, 1), got {self.actor_ema}")
         if self.actor_mu_aux < 0:
             raise ConfigError(f"actor_mu_aux must be >= 0, got {self.actor_mu_aux}")
         if self.actor_mu_aux > 0 and self.variant != "lstm":

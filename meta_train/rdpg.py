@@ -346,6 +346,8 @@ class RDPGTrainer:
         self.critic.to(self.device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
+        # the moving average of the actor that evaluations and saved policies use (--actor-ema)
+        self.actor_ema = copy.deepcopy(self.actor) if cfg.actor_ema > 0 else None
         self.mu_head: nn.Linear | None = None
         self._lstm_out: dict[str, torch.Tensor] = {}
         if cfg.actor_mu_aux > 0:
@@ -594,17 +596,26 @@ class RDPGTrainer:
     @torch.no_grad()
     def _soft_update(self) -> None:
         tau = self.cfg.tau
-        for net, tgt in ((self.actor, self.actor_target), (self.critic, self.critic_target)):
+        pairs = [(self.actor, self.actor_target, tau), (self.critic, self.critic_target, tau)]
+        if self.actor_ema is not None:
+            pairs.append((self.actor, self.actor_ema, 1.0 - self.cfg.actor_ema))
+        for net, tgt, rate in pairs:
             for p, tp in zip(net.parameters(), tgt.parameters(), strict=True):
-                tp.lerp_(p, tau)
+                tp.lerp_(p, rate)
             for bn, tb in zip(net.buffers(), tgt.buffers(), strict=True):
                 tb.copy_(bn)
+
+    @property
+    def policy_actor(self) -> nn.Module:
+        """The actor that is evaluated and saved as the run's policy: the moving average
+        where ``actor_ema`` is on, else the online actor."""
+        return self.actor_ema if self.actor_ema is not None else self.actor
 
     def evaluate(self, dynamics: str = "train", episodes: int | None = None, seed=1_000_000):
         """Deterministic evaluation on fresh seeds (training or held-out dynamics)."""
         env = make_eval_env(self.cfg.env_id, self.cfg.env_kwargs, dynamics)
         try:
-            return evaluate_actor(self.actor, self.cfg.variant, self.cfg.history, env,
+            return evaluate_actor(self.policy_actor, self.cfg.variant, self.cfg.history, env,
                                   episodes or self.cfg.eval_episodes, seed, self.device)
         finally:
             env.close()
@@ -726,6 +737,8 @@ class RDPGTrainer:
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
             **({"mu_head": self.mu_head.state_dict()} if self.mu_head is not None else {}),
+            **({"actor_ema": self.actor_ema.state_dict()} if self.actor_ema is not None
+               else {}),
         }
 
     def save(self) -> Path:
@@ -780,6 +793,10 @@ class RDPGTrainer:
             self.critic_target.load_state_dict(strip_kinematics(tg["critic_target"]))
             if self.mu_head is not None:
                 self.mu_head.load_state_dict(tg["mu_head"])
+            if self.actor_ema is not None:  # a run that had none starts its average here
+                self.actor_ema.load_state_dict(
+                    strip_kinematics(tg["actor_ema"]) if "actor_ema" in tg
+                    else self.actor.state_dict())
             optimizer_from_tensors(self.actor_opt, tg["actor_opt"], state["actor_opt"])
             optimizer_from_tensors(self.critic_opt, tg["critic_opt"], state["critic_opt"])
             self.replay.load_state_dict(ng["replay"])
@@ -823,12 +840,12 @@ class RDPGTrainer:
         tmp.replace(path)
 
     def _save_best(self) -> None:
-        save_checkpoint(self.run_dir / "best", {"actor": self.actor.state_dict()}, {},
+        save_checkpoint(self.run_dir / "best", {"actor": self.policy_actor.state_dict()}, {},
                         {"config": self.cfg.to_dict(), "dims": self._dims(),
                          "iteration": self.iteration, "success": self.best_success})
 
     def _save_final(self) -> None:
-        save_checkpoint(self.run_dir / "final", {"actor": self.actor.state_dict()}, {},
+        save_checkpoint(self.run_dir / "final", {"actor": self.policy_actor.state_dict()}, {},
                         {"config": self.cfg.to_dict(), "dims": self._dims(),
                          "iteration": self.iteration, "env_steps": self.env_steps,
                          "wall_s": round(self._wall_s(), 1)})
@@ -843,7 +860,8 @@ class RDPGTrainer:
 
 
 def load_actor_from_run(run_dir, which: str = "best"):
-    """The actor of a finished or running run (``best``, ``final`` or ``latest`` checkpoint)."""
+    """The actor of a finished or running run (``best``, ``final`` or ``latest`` checkpoint);
+    from a checkpoint of a run with ``actor_ema``, its moving average, as ``final`` holds."""
     run_dir = Path(run_dir)
     if which == "latest":
         path = latest_checkpoint(run_dir)
@@ -864,7 +882,7 @@ def load_actor_from_run(run_dir, which: str = "best"):
     scale = [1.0] * d["act_dim"]  # replaced by the saved buffer below
     actor = build_actor(cfg, d["obs_dim"], d["goal_dim"], d["act_dim"], scale)
     try:
-        actor.load_state_dict(strip_kinematics(tg["actor"]))
+        actor.load_state_dict(strip_kinematics(tg.get("actor_ema", tg["actor"])))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: actor weights do not match its config ({e})") from None
     actor.eval()

@@ -25,6 +25,7 @@ from meta_train.evaluate import make_eval_env
 from meta_train.rdpg import (
     RDPGTrainer,
     goal_rewards,
+    load_actor_from_run,
     n_step_target,
     q_filter_mask,
     td_target,
@@ -178,6 +179,53 @@ def test_async_rollout_workers_train_exactly_as_in_process_envs(tmp_path):
         actors[vector] = trainer.actor.state_dict()
     for name, value in actors["sync"].items():
         torch.testing.assert_close(actors["async"][name], value, rtol=0, atol=0)
+
+
+def test_the_actor_ema_averages_the_weights_and_becomes_the_saved_policy(tmp_path):
+    """--actor-ema: one update moves the average by (1 - decay) towards the online actor;
+    training is unchanged; evaluations, final/ and checkpoints use the average; resume keeps
+    it exactly."""
+    plain = RDPGTrainer(small_pusher(tmp_path, run_name="plain", total_env_steps=800))
+    plain.train()
+    plain.close()
+    ema = RDPGTrainer(small_pusher(tmp_path, run_name="ema", total_env_steps=800,
+                                   actor_ema=0.9, keep_checkpoints=10))
+    ema.train()
+    for (name, p), q in zip(plain.actor.state_dict().items(), ema.actor.state_dict().values(),
+                            strict=True):
+        assert torch.equal(p, q), name  # the online actor trains exactly as without it
+    before = {k: v.clone() for k, v in ema.actor_ema.named_parameters()}
+    ema.update()
+    online = dict(ema.actor.named_parameters())
+    moved = 0
+    for name, param in ema.actor_ema.named_parameters():
+        want = before[name] + 0.1 * (online[name].detach() - before[name])
+        torch.testing.assert_close(param.detach(), want)
+        moved += int(not torch.equal(param, online[name]))
+    assert moved > 0 and ema.policy_actor is ema.actor_ema
+    ema.save()
+    ema._save_final()
+    ema.close()
+    run = tmp_path / "ema"
+    for which in ("final", "latest"):
+        loaded, _ = load_actor_from_run(run, which)
+        for name, param in loaded.state_dict().items():
+            if ".fk." not in name and not name.startswith("fk."):
+                assert torch.equal(param, ema.actor_ema.state_dict()[name]), (which, name)
+    # resumed from the checkpoint at 400 steps, the average ends as in the straight run
+    straight = {k: v.clone() for k, v in ema.actor_ema.state_dict().items()}
+    for ckpt in (run / "checkpoints").iterdir():
+        if int(ckpt.name.split("_")[1]) > 4:
+            shutil.rmtree(ckpt)
+    resumed = RDPGTrainer(small_pusher(tmp_path, run_name="ema", total_env_steps=800,
+                                       actor_ema=0.9), resume=True)
+    resumed.train()
+    resumed.update()
+    resumed.close()
+    for name, value in resumed.actor_ema.state_dict().items():
+        assert torch.equal(value, straight[name]), name
+    with pytest.raises(ConfigError, match="actor_ema"):
+        small_pusher(tmp_path, actor_ema=1.0).validate()
 
 
 def test_critic_width_can_differ_from_the_actors(tmp_path):
