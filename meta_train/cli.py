@@ -117,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dynamics", nargs="+", default=["train", "heldout"],
                    choices=["train", "heldout", "nominal"])
     p.add_argument("--seed", type=int, default=10_000)
-    p.add_argument("--which", default="best", choices=["best", "final", "latest"],
-                   help="checkpoint: best (by the periodic evaluation), final or latest")
+    p.add_argument("--which", default="best",
+                   choices=["best", "final", "latest", "latest-online"],
+                   help="checkpoint: best (by the periodic evaluation), final or latest; "
+                        "latest-online: the latest checkpoint's online actor where the run "
+                        "averages it (--actor-ema)")
     p.add_argument("--fix", nargs="+", default=[], metavar="PARAM",
                    help="keep these dynamics parameters or groups at nominal (e.g. "
                         "obs_noise_frac, puck_friction, joint_damping_scale): what "

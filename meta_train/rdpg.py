@@ -861,9 +861,10 @@ class RDPGTrainer:
 
 def load_actor_from_run(run_dir, which: str = "best"):
     """The actor of a finished or running run (``best``, ``final`` or ``latest`` checkpoint);
-    from a checkpoint of a run with ``actor_ema``, its moving average, as ``final`` holds."""
+    from a checkpoint of a run with ``actor_ema``, its moving average, as ``final`` holds
+    (``latest-online``: the latest checkpoint's online actor instead)."""
     run_dir = Path(run_dir)
-    if which == "latest":
+    if which in ("latest", "latest-online"):
         path = latest_checkpoint(run_dir)
         if path is None:
             raise CheckpointError(f"{run_dir}: no checkpoint")
@@ -882,7 +883,8 @@ def load_actor_from_run(run_dir, which: str = "best"):
     scale = [1.0] * d["act_dim"]  # replaced by the saved buffer below
     actor = build_actor(cfg, d["obs_dim"], d["goal_dim"], d["act_dim"], scale)
     try:
-        actor.load_state_dict(strip_kinematics(tg.get("actor_ema", tg["actor"])))
+        group = "actor" if which == "latest-online" else "actor_ema"
+        actor.load_state_dict(strip_kinematics(tg.get(group, tg["actor"])))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: actor weights do not match its config ({e})") from None
     actor.eval()

@@ -207,11 +207,12 @@ def test_the_actor_ema_averages_the_weights_and_becomes_the_saved_policy(tmp_pat
     ema._save_final()
     ema.close()
     run = tmp_path / "ema"
-    for which in ("final", "latest"):
+    for which, net in (("final", ema.actor_ema), ("latest", ema.actor_ema),
+                       ("latest-online", ema.actor)):
         loaded, _ = load_actor_from_run(run, which)
         for name, param in loaded.state_dict().items():
             if ".fk." not in name and not name.startswith("fk."):
-                assert torch.equal(param, ema.actor_ema.state_dict()[name]), (which, name)
+                assert torch.equal(param, net.state_dict()[name]), (which, name)
     # resumed from the checkpoint at 400 steps, the average ends as in the straight run
     straight = {k: v.clone() for k, v in ema.actor_ema.state_dict().items()}
     for ckpt in (run / "checkpoints").iterdir():
