@@ -21,6 +21,17 @@ python3 -c "import torch, pybullet, gymnasium; print('torch', torch.__version__,
 torch.cuda.get_device_name(0), 'gymnasium', gymnasium.__version__)" | tee -a "$OUT/gpu.txt" \
   || exit 1
 nproc | sed 's/^/cpus /' | tee -a "$OUT/gpu.txt"
+# train_run NAME WALL_S LOG ARGS...: meta-train rdpg-her ARGS on CUDA for WALL_S seconds of
+# training; the run without its checkpoints comes back as $OUT/NAME.tgz
+train_run() {
+  local name=$1 wall=$2 log=$3 status=0
+  shift 3
+  timeout $((wall + 120)) python3 -m meta_train.cli rdpg-her --device cuda "$@" \
+    --max-wall-s "$wall" --run-dir /tmp/runs --run-name "$name" --no-progress 2>&1 \
+    | tee "$OUT/$log" || status=1
+  tar czf "$OUT/$name.tgz" -C /tmp/runs --exclude checkpoints "$name" || status=1
+  return $status
+}
 [ $# -gt 0 ] || set -- tests updates
 rc=0
 for stage in "$@"; do
@@ -34,22 +45,14 @@ for stage in "$@"; do
         2>&1 | tee "$OUT/bench_update.md" || rc=1
       ;;
     train)
-      wall=${TRAIN_WALL_S:-380}
-      timeout $((wall + 120)) python3 -m meta_train.cli rdpg-her --preset pusher \
-        --device cuda --n-envs 16 --vector async --batch-episodes 256 --hidden 128 \
-        --updates-per-iteration 32 --total-env-steps 5000000 --max-wall-s "$wall" \
-        --run-dir /tmp/runs --run-name GPU1 --no-progress 2>&1 | tee "$OUT/train_gpu.log" \
-        || rc=1
-      tar czf "$OUT/GPU1.tgz" -C /tmp/runs --exclude checkpoints GPU1 || rc=1
+      train_run GPU1 "${TRAIN_WALL_S:-380}" train_gpu.log --preset pusher --n-envs 16 \
+        --vector async --batch-episodes 256 --hidden 128 --updates-per-iteration 32 \
+        --total-env-steps 5000000 || rc=1
       ;;
     panda)
-      wall=${PANDA_WALL_S:-150}
-      timeout $((wall + 120)) python3 -m meta_train.cli rdpg-her --preset panda \
-        --device cuda --n-envs 16 --vector async --batch-episodes 128 --hidden 128 \
-        --total-env-steps 20000000 --max-wall-s "$wall" --final-eval-episodes 20 \
-        --run-dir /tmp/runs --run-name PGPU1 --no-progress 2>&1 | tee "$OUT/train_panda_gpu.log" \
-        || rc=1
-      tar czf "$OUT/PGPU1.tgz" -C /tmp/runs --exclude checkpoints PGPU1 || rc=1
+      train_run PGPU1 "${PANDA_WALL_S:-150}" train_panda_gpu.log --preset panda --n-envs 16 \
+        --vector async --batch-episodes 128 --hidden 128 --total-env-steps 20000000 \
+        --final-eval-episodes 20 || rc=1
       ;;
     *) echo "unknown stage $stage (tests, updates, train, panda)" >&2; exit 2 ;;
   esac
