@@ -35,6 +35,7 @@ def slim(wheel: Path, out_dir: Path, drop: list[str], keep_only: list[str],
         with zipfile.ZipFile(wheel) as zf:
             zf.extractall(root)
         kept: list[str] = []
+        record = None
         for path in sorted(p for p in root.rglob("*") if p.is_file()):
             rel = path.relative_to(root).as_posix()
             top = rel.split("/", 1)[0]
@@ -48,6 +49,8 @@ def slim(wheel: Path, out_dir: Path, drop: list[str], keep_only: list[str],
             if path.suffix == ".so":
                 subprocess.run(["strip", "--strip-unneeded", str(path)], check=True)
             kept.append(rel)
+        if record is None:
+            raise ValueError(f"{wheel}: no .dist-info/RECORD")
         lines = [_record_line(root, rel) for rel in kept] + [f"{record},,"]
         (root / record).write_text("\n".join(lines) + "\n")
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,7 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.wheel.is_file():
         print(f"error: no wheel at {args.wheel}", file=sys.stderr)
         return 2
-    out = slim(args.wheel, args.out_dir, args.drop, args.keep_only, args.keep)
+    try:
+        out = slim(args.wheel, args.out_dir, args.drop, args.keep_only, args.keep)
+    except (zipfile.BadZipFile, ValueError):
+        print(f"error: {args.wheel} is not a wheel (no zip with a .dist-info/RECORD)",
+              file=sys.stderr)
+        return 2
     print(f"{out} {out.stat().st_size / 2**20:.1f} MiB")
     return 0
 
