@@ -8,13 +8,18 @@
 #            and final policies, its final evaluation) comes back as $OUT/GPU1.tgz
 #   panda    the same for the Panda preset, with the flags its preset names, for
 #            PANDA_WALL_S seconds (default 150): $OUT/PGPU1.tgz
+#   eval     200-episode evaluations (EVAL_EPISODES) of the runs staged in runs/_stage by
+#            bench/stage_runs.py (carry it): each run's final (its average where it keeps one)
+#            and latest online actor, on the train, held-out and nominal dynamics, one
+#            process per core on the machine's CPUs; JSON and logs in $OUT/eval/. A file
+#            runs/_stage/jobs.txt of 'RUN_DIR WHICH DYNAMICS' lines replaces that list
 # That machine's Python has torch but not gymnasium or PyBullet: their wheels for its Python
 # travel in .whl/, which bench/device_wheels.sh fills (PyBullet built here for that Python).
 set -uo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD:$PWD/ros2_ws/src/meta_control PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}
+export OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 nvidia-smi -L | tee "$OUT/gpu.txt"
 python3 -c "import torch, pybullet, gymnasium; print('torch', torch.__version__,
@@ -54,7 +59,26 @@ for stage in "$@"; do
         --vector async --batch-episodes 128 --hidden 128 --total-env-steps 20000000 \
         --final-eval-episodes 20 || rc=1
       ;;
-    *) echo "unknown stage $stage (tests, updates, train, panda)" >&2; exit 2 ;;
+    eval)
+      [ -d runs/_stage ] || { echo "eval: no runs/_stage (bench/stage_runs.py)" >&2; exit 2; }
+      mkdir -p "$OUT/eval"
+      if [ -f runs/_stage/jobs.txt ]; then
+        cat runs/_stage/jobs.txt
+      else
+        for run in runs/_stage/*/; do
+          for which in final latest-online; do
+            for dyn in train heldout nominal; do
+              echo "$run $which $dyn"
+            done
+          done
+        done
+      fi | OMP_NUM_THREADS=1 timeout "${EVAL_TIMEOUT_S:-420}" xargs -P "$(nproc)" -L 1 \
+        bash -c 'n=$(basename "$0")_$1_$2; python3 -m meta_train.cli evaluate "$0" \
+          --which "$1" --dynamics "$2" --episodes "${EVAL_EPISODES:-200}" \
+          --json "$OUT/eval/$n.json" > "$OUT/eval/$n.log" 2>&1' || rc=1
+      tail -n 2 "$OUT"/eval/*.log
+      ;;
+    *) echo "unknown stage $stage (tests, updates, train, panda, eval)" >&2; exit 2 ;;
   esac
 done
 exit $rc

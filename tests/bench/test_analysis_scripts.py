@@ -87,3 +87,19 @@ def test_first_push_measures_the_policy_and_the_teacher(tiny_run, tmp_path):
     assert 0.0 < teacher["median"] <= teacher["p90"] < 5.0
     res = _script("first_push.py", str(tmp_path / "nope"))
     assert res.returncode == 2 and "error" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_stage_runs_keeps_what_evaluation_reads_and_drops_the_replay(tiny_run, tmp_path):
+    from meta_train.evaluate import evaluate_run
+
+    res = _script("stage_runs.py", str(tiny_run), "--out", str(tmp_path / "stage"))
+    assert res.returncode == 0, res.stderr
+    staged = tmp_path / "stage" / tiny_run.name
+    (ckpt,) = (staged / "checkpoints").iterdir()
+    assert not list(ckpt.glob("replay*")) and list(tiny_run.glob("checkpoints/*/replay*"))
+    for which in ("latest-online", "final"):
+        assert (evaluate_run(staged, 2, ["nominal"], which=which)
+                == evaluate_run(tiny_run, 2, ["nominal"], which=which))
+    res = _script("stage_runs.py", str(tmp_path / "nope"), "--out", str(tmp_path / "stage"))
+    assert res.returncode == 2 and "not a training run" in res.stderr
+    assert "Traceback" not in res.stderr
