@@ -11,8 +11,11 @@
 #   eval     200-episode evaluations (EVAL_EPISODES) of the runs staged in runs/_stage by
 #            bench/stage_runs.py (carry it): each run's final (its average where it keeps one)
 #            and latest online actor, on the train, held-out and nominal dynamics, one
-#            process per core on the machine's CPUs; JSON and logs in $OUT/eval/. A file
-#            runs/_stage/jobs.txt of 'RUN_DIR WHICH DYNAMICS' lines replaces that list
+#            process per core on the machine's CPUs; JSON and logs come back as
+#            $OUT/eval.tgz (eval/RUN_WHICH_DYNAMICS_sSEED.json; bench/pool_evals.py pools
+#            them). A file runs/_stage/jobs.txt of 'RUN_DIR WHICH DYNAMICS [RESET_SEED]'
+#            lines (default reset seed 10000) replaces that list: chunks of one policy's
+#            episodes on reset seeds 10000, 10200, ... pool into one larger evaluation
 # That machine's Python has torch but not gymnasium or PyBullet: their wheels for its Python
 # travel in .whl/, which bench/device_wheels.sh fills (PyBullet built here for that Python).
 set -uo pipefail
@@ -73,10 +76,12 @@ for stage in "$@"; do
           done
         done
       fi | OMP_NUM_THREADS=1 timeout "${EVAL_TIMEOUT_S:-420}" xargs -P "$(nproc)" -L 1 \
-        bash -c 'n=$(basename "$0")_$1_$2; python3 -m meta_train.cli evaluate "$0" \
-          --which "$1" --dynamics "$2" --episodes "${EVAL_EPISODES:-200}" \
+        bash -c 'seed=${3:-10000}; n=$(basename "$0")_$1_$2_s$seed
+          python3 -m meta_train.cli evaluate "$0" --which "$1" --dynamics "$2" \
+          --seed "$seed" --episodes "${EVAL_EPISODES:-200}" \
           --json "$OUT/eval/$n.json" > "$OUT/eval/$n.log" 2>&1' || rc=1
-      tail -n 2 "$OUT"/eval/*.log
+      tail -n 1 "$OUT"/eval/*.log
+      tar czf "$OUT/eval.tgz" -C "$OUT" eval && rm -rf "$OUT/eval" || rc=1
       ;;
     *) echo "unknown stage $stage (tests, updates, train, panda, eval)" >&2; exit 2 ;;
   esac

@@ -103,3 +103,22 @@ def test_stage_runs_keeps_what_evaluation_reads_and_drops_the_replay(tiny_run, t
     res = _script("stage_runs.py", str(tmp_path / "nope"), "--out", str(tmp_path / "stage"))
     assert res.returncode == 2 and "not a training run" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_pool_evals_sums_chunks_and_refuses_a_repeated_seed(tmp_path):
+    def chunk(name: str, n: int, s5: float, s7: float) -> None:
+        result = {"train": {"episodes": n, "success_0.05": s5, "success_0.07": s7}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(result))
+
+    chunk("R_final_train_s10000", 200, 0.9, 0.95)
+    chunk("R_final_train_s10200", 200, 0.8, 0.85)
+    chunk("Q_final_train", 100, 0.5, 0.5)
+    res = _script("pool_evals.py", *sorted(str(p) for p in tmp_path.glob("*.json")))
+    assert res.returncode == 0, res.stderr
+    rows = {r.split(" | ")[0]: r for r in res.stdout.splitlines()[2:]}
+    assert "| 400 | 0.850 [" in rows["| R_final_train"] and "(340)" in rows["| R_final_train"]
+    assert "0.900 [" in rows["| R_final_train"].split(" | ")[4]  # (190 + 170) / 400 at 0.07 m
+    assert "| 100 | 0.500 [" in rows["| Q_final_train"]
+    chunk("R_final_train_s010000", 200, 0.9, 0.95)  # the same reset seed again
+    res = _script("pool_evals.py", *sorted(str(p) for p in tmp_path.glob("*.json")))
+    assert res.returncode == 2 and "counted twice" in res.stderr and "Traceback" not in res.stderr
