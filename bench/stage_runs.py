@@ -2,12 +2,17 @@
 (bench/device_check.sh's ``eval`` stage; the lent GPU machine takes 64 MiB in all, one run's
 checkpoints are about 80 MB each).
 
-    python bench/stage_runs.py runs/U2E0 runs/U4E2 --out runs/_stage
+    python bench/stage_runs.py runs/U2E0 runs/U4E2 --out runs/_stage --train-chunks 5
 
 Each staged run keeps its ``config.yaml``, ``progress.csv``, ``best/`` and ``final/`` as they
 are, and its latest checkpoint re-written (verified on load, then saved atomically with new
 checksums) with only the actors' weights and the state: what ``meta-train evaluate --which
 latest`` and ``--which latest-online`` read. Nothing is written into the source runs.
+
+``--train-chunks N`` also writes ``OUT/jobs.txt``, the eval stage's job list: each run's final
+actor, and its online actor where the run keeps an average (``--actor-ema``), on N chunks of
+training-range tasks (reset seeds 10000, 10000 + E, ... for chunks of E episodes, the eval
+stage's EVAL_EPISODES) and one chunk each of held-out and nominal tasks (reset seed 10000).
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ from meta_train.checkpoint import (  # noqa: E402
 KEEP_GROUPS = ("actor", "actor_ema")
 
 
-def stage(run: Path, out_root: Path) -> Path:
-    """Write the slim copy of ``run`` under ``out_root`` and return its path."""
+def stage(run: Path, out_root: Path) -> tuple[Path, bool]:
+    """Write the slim copy of ``run`` under ``out_root``; return its path and whether its
+    latest checkpoint keeps a moving average of the actor."""
     if not (run / "config.yaml").is_file():
         raise CheckpointError(f"{run}: not a training run (no config.yaml)")
     dest = out_root / run.name
@@ -44,21 +50,46 @@ def stage(run: Path, out_root: Path) -> Path:
         if (run / name).is_dir():
             shutil.copytree(run / name, dest / name)
     ckpt = latest_checkpoint(run)
+    averaged = False
     if ckpt is not None:
         torch_groups, _, state = load_checkpoint(ckpt)
         kept = {k: v for k, v in torch_groups.items() if k in KEEP_GROUPS}
         save_checkpoint(dest / "checkpoints" / ckpt.name, kept, {}, state)
-    return dest
+        averaged = "actor_ema" in kept
+    return dest, averaged
+
+
+def eval_jobs(staged: list[tuple[Path, bool]], train_chunks: int, chunk_episodes: int,
+              first_seed: int = 10_000) -> list[str]:
+    """The eval stage's 'RUN_DIR WHICH DYNAMICS RESET_SEED' lines (see the module doc)."""
+    lines = []
+    for dest, averaged in staged:
+        for which in ("final", "latest-online") if averaged else ("final",):
+            lines += [f"{dest} {which} train {first_seed + i * chunk_episodes}"
+                      for i in range(train_chunks)]
+            lines += [f"{dest} {which} {dyn} {first_seed}" for dyn in ("heldout", "nominal")]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--train-chunks", type=int, default=0,
+                   help="write OUT/jobs.txt with this many chunks of training-range tasks")
+    p.add_argument("--chunk-episodes", type=int, default=200,
+                   help="episodes per chunk (the eval stage's EVAL_EPISODES)")
     args = p.parse_args(argv)
+    if args.train_chunks < 0 or args.chunk_episodes < 1:
+        p.error("--train-chunks must be >= 0 and --chunk-episodes >= 1")
     try:
-        for run in args.runs:
-            print(stage(run, args.out))
+        staged = [stage(run, args.out) for run in args.runs]
+        for dest, _ in staged:
+            print(dest)
+        if args.train_chunks:
+            jobs = eval_jobs(staged, args.train_chunks, args.chunk_episodes)
+            (args.out / "jobs.txt").write_text("\n".join(jobs) + "\n")
+            print(f"{args.out / 'jobs.txt'}: {len(jobs)} jobs")
     except (CheckpointError, OSError) as e:
         print(f"stage_runs: {e}", file=sys.stderr)
         return 2

@@ -92,9 +92,14 @@ def test_first_push_measures_the_policy_and_the_teacher(tiny_run, tmp_path):
 def test_stage_runs_keeps_what_evaluation_reads_and_drops_the_replay(tiny_run, tmp_path):
     from meta_train.evaluate import evaluate_run
 
-    res = _script("stage_runs.py", str(tiny_run), "--out", str(tmp_path / "stage"))
+    res = _script("stage_runs.py", str(tiny_run), "--out", str(tmp_path / "stage"),
+                  "--train-chunks", "2", "--chunk-episodes", "3")
     assert res.returncode == 0, res.stderr
     staged = tmp_path / "stage" / tiny_run.name
+    # no moving average in this run: its final actor only, two chunks of training tasks
+    assert (tmp_path / "stage" / "jobs.txt").read_text().splitlines() == [
+        f"{staged} final train 10000", f"{staged} final train 10003",
+        f"{staged} final heldout 10000", f"{staged} final nominal 10000"]
     (ckpt,) = (staged / "checkpoints").iterdir()
     assert not list(ckpt.glob("replay*")) and list(tiny_run.glob("checkpoints/*/replay*"))
     for which in ("latest-online", "final"):
