@@ -8,14 +8,11 @@
 #            and final policies, its final evaluation) comes back as $OUT/GPU1.tgz
 #   panda    the same for the Panda preset, with the flags its preset names, for
 #            PANDA_WALL_S seconds (default 150): $OUT/PGPU1.tgz
-#   eval     200-episode evaluations (EVAL_EPISODES) of the runs staged in runs/_stage by
-#            bench/stage_runs.py (carry it): each run's final (its average where it keeps one)
-#            and latest online actor, on the train, held-out and nominal dynamics, one
-#            process per core on the machine's CPUs; JSON and logs come back as
-#            $OUT/eval.tgz (eval/RUN_WHICH_DYNAMICS_sSEED.json; bench/pool_evals.py pools
-#            them). A file runs/_stage/jobs.txt of 'RUN_DIR WHICH DYNAMICS [RESET_SEED]'
-#            lines (default reset seed 10000) replaces that list: chunks of one policy's
-#            episodes on reset seeds 10000, 10200, ... pool into one larger evaluation
+#   eval     EVAL_EPISODES-episode (default 200) evaluations of the runs bench/stage_runs.py
+#            staged in runs/_stage (carry it), one per line of its runs/_stage/jobs.txt
+#            ('RUN_DIR WHICH DYNAMICS RESET_SEED'), one process per core on the machine's
+#            CPUs; JSON and logs come back as $OUT/eval.tgz
+#            (eval/RUN_WHICH_DYNAMICS_sSEED.json; bench/pool_evals.py pools the chunks)
 # That machine's Python has torch but not gymnasium or PyBullet: their wheels for its Python
 # travel in .whl/, which bench/device_wheels.sh fills (PyBullet built here for that Python).
 set -uo pipefail
@@ -63,20 +60,12 @@ for stage in "$@"; do
         --final-eval-episodes 20 || rc=1
       ;;
     eval)
-      [ -d runs/_stage ] || { echo "eval: no runs/_stage (bench/stage_runs.py)" >&2; exit 2; }
+      [ -f runs/_stage/jobs.txt ] || {
+        echo "eval: no runs/_stage/jobs.txt (run bench/stage_runs.py first)" >&2; exit 2; }
       mkdir -p "$OUT/eval"
-      if [ -f runs/_stage/jobs.txt ]; then
-        cat runs/_stage/jobs.txt
-      else
-        for run in runs/_stage/*/; do
-          for which in final latest-online; do
-            for dyn in train heldout nominal; do
-              echo "$run $which $dyn"
-            done
-          done
-        done
-      fi | OMP_NUM_THREADS=1 timeout "${EVAL_TIMEOUT_S:-420}" xargs -P "$(nproc)" -L 1 \
-        bash -c 'seed=${3:-10000}; n=$(basename "$0")_$1_$2_s$seed
+      OMP_NUM_THREADS=1 timeout "${EVAL_TIMEOUT_S:-420}" xargs -P "$(nproc)" -L 1 \
+        -a runs/_stage/jobs.txt \
+        bash -c 'seed=$3; n=$(basename "$0")_$1_$2_s$seed
           python3 -m meta_train.cli evaluate "$0" --which "$1" --dynamics "$2" \
           --seed "$seed" --episodes "${EVAL_EPISODES:-200}" \
           --json "$OUT/eval/$n.json" > "$OUT/eval/$n.log" 2>&1' || rc=1

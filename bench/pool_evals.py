@@ -1,7 +1,7 @@
 """Pool ``meta-train evaluate --json`` results of one policy evaluated in chunks (disjoint reset
 seeds) into one table with Wilson intervals.
 
-    .venv/bin/python bench/pool_evals.py docs/runs/device_eval/*.json
+    .venv/bin/python bench/pool_evals.py docs/device/eval_2026-11-30/U*.json
 
 Files are grouped by name with a trailing ``_s<reset seed>`` taken off (the names
 bench/device_check.sh's ``eval`` stage writes: ``RUN_WHICH_DYNAMICS_sSEED.json``), and within a
@@ -31,6 +31,8 @@ def pool(files: list[Path]) -> dict[tuple[str, str], dict]:
         data = json.loads(f.read_text())
         for dyn, r in data.items():
             n = int(r["episodes"])
+            if n < 1:
+                raise ValueError(f"{f}: {dyn} has {n} episodes")
             acc = out.setdefault((group, dyn), {"n": 0, "0.05": 0, "0.07": 0, "seeds": []})
             if seed is not None and seed in acc["seeds"]:
                 raise ValueError(f"{f}: reset seed {seed} counted twice in {group}")

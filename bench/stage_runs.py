@@ -2,17 +2,18 @@
 (bench/device_check.sh's ``eval`` stage; the lent GPU machine takes 64 MiB in all, one run's
 checkpoints are about 80 MB each).
 
-    python bench/stage_runs.py runs/U2E0 runs/U4E2 --out runs/_stage --train-chunks 5
+    .venv/bin/python bench/stage_runs.py runs/U2E0 runs/U4E2 --out runs/_stage --train-chunks 5
 
 Each staged run keeps its ``config.yaml``, ``progress.csv``, ``best/`` and ``final/`` as they
 are, and its latest checkpoint re-written (verified on load, then saved atomically with new
 checksums) with only the actors' weights and the state: what ``meta-train evaluate --which
 latest`` and ``--which latest-online`` read. Nothing is written into the source runs.
 
-``--train-chunks N`` also writes ``OUT/jobs.txt``, the eval stage's job list: each run's final
-actor, and its online actor where the run keeps an average (``--actor-ema``), on N chunks of
-training-range tasks (reset seeds 10000, 10000 + E, ... for chunks of E episodes, the eval
-stage's EVAL_EPISODES) and one chunk each of held-out and nominal tasks (reset seed 10000).
+It also writes ``OUT/jobs.txt``, the eval stage's job list: each run's final actor, and its
+online actor where the run keeps an average (``--actor-ema``; elsewhere the two are the same
+weights), on ``--train-chunks`` chunks (default 1) of training-range tasks (reset seeds
+10000, 10000 + E, ... for chunks of E episodes, the eval stage's EVAL_EPISODES) and one chunk
+each of held-out and nominal tasks (reset seed 10000).
 """
 
 from __future__ import annotations
@@ -22,9 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from meta_train.checkpoint import (  # noqa: E402
+from meta_train.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
@@ -75,21 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", type=Path)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--train-chunks", type=int, default=0,
-                   help="write OUT/jobs.txt with this many chunks of training-range tasks")
+    p.add_argument("--train-chunks", type=int, default=1,
+                   help="chunks of training-range tasks per actor in OUT/jobs.txt")
     p.add_argument("--chunk-episodes", type=int, default=200,
                    help="episodes per chunk (the eval stage's EVAL_EPISODES)")
     args = p.parse_args(argv)
-    if args.train_chunks < 0 or args.chunk_episodes < 1:
-        p.error("--train-chunks must be >= 0 and --chunk-episodes >= 1")
+    if args.train_chunks < 1 or args.chunk_episodes < 1:
+        p.error("--train-chunks and --chunk-episodes must be >= 1")
     try:
         staged = [stage(run, args.out) for run in args.runs]
         for dest, _ in staged:
             print(dest)
-        if args.train_chunks:
-            jobs = eval_jobs(staged, args.train_chunks, args.chunk_episodes)
-            (args.out / "jobs.txt").write_text("\n".join(jobs) + "\n")
-            print(f"{args.out / 'jobs.txt'}: {len(jobs)} jobs")
+        jobs = eval_jobs(staged, args.train_chunks, args.chunk_episodes)
+        (args.out / "jobs.txt").write_text("\n".join(jobs) + "\n")
+        print(f"{args.out / 'jobs.txt'}: {len(jobs)} jobs")
     except (CheckpointError, OSError) as e:
         print(f"stage_runs: {e}", file=sys.stderr)
         return 2
