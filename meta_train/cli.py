@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from meta_train.checkpoint import CheckpointError
+from meta_train.collector import CollectorError
 from meta_train.config import (
     ConfigError,
     RDPGConfig,
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"meta-train: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
+    except CollectorError as e:  # the run itself was sound: its last checkpoint is kept
+        print(f"meta-train: error: {e}\nmeta-train: the last complete checkpoint is kept "
+              f"(use --resume)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("meta-train: interrupted; the last complete checkpoint is kept (use --resume)",
               file=sys.stderr)

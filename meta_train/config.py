@@ -57,6 +57,10 @@ class RDPGConfig:
                            "usual; 0 = no limit")
     n_envs: int = _f(2, "parallel rollout envs (one episode each per iteration)")
     vector: str = _f("sync", "vector env: sync (in-process) or async (one process per env)")
+    collector: str = _f("inline", "inline: collect each iteration's episodes, then update (one "
+                        "core); process: a collector process gathers the next iteration's "
+                        "episodes with the actor of one iteration before while the learner "
+                        "updates (two cores; needs vector sync)")
     updates_per_iteration: int = _f(16, "gradient steps after each collection of n_envs episodes")
     batch_episodes: int = _f(32, "episodes per gradient batch (whole episodes, BPTT)")
     buffer_episodes: int = _f(20_000, "replay capacity in episodes")
@@ -155,6 +159,11 @@ class RDPGConfig:
             raise ConfigError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.vector not in ("sync", "async"):
             raise ConfigError(f"vector must be 'sync' or 'async', got {self.vector!r}")
+        if self.collector not in ("inline", "process"):
+            raise ConfigError(f"collector must be 'inline' or 'process', got {self.collector!r}")
+        if self.collector == "process" and self.vector != "sync":
+            raise ConfigError("collector 'process' steps its envs in its own process: use "
+                              "vector 'sync' with it")
         for name in ("total_env_steps", "n_envs", "batch_episodes", "buffer_episodes",
                      "hidden", "eval_episodes", "eval_every", "checkpoint_every",
                      "keep_checkpoints"):

@@ -11,6 +11,12 @@ The loop, top to bottom (CleanRL style):
    Polyak-average the target networks;
 4. evaluate, log, checkpoint.
 
+With ``collector: process`` step 1 runs in a process of its own (:mod:`meta_train.collector`):
+the episodes of iteration ``i + 1`` are collected, with the actor as it was before the updates
+of iteration ``i``, while those updates run; on two cores an iteration then costs the larger
+of the two instead of their sum. The learner still waits for each iteration's episodes, so the
+run is as reproducible, and resumes as exactly, as an inline one.
+
 The critic sees ``mu`` (omniscient); the actor never does and must infer the dynamics from its
 history (recurrent branch over ``(s_t, a_{t-1})``). Episodes end only by time limit, so every
 transition bootstraps (time-limit ends are not terminal); with ``time_aware_critic`` the critic
@@ -28,10 +34,8 @@ import math
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -48,10 +52,9 @@ from meta_train.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
+from meta_train.collector import Collector, CollectorProcess, Rollout, make_env
 from meta_train.config import ConfigError, RDPGConfig, build_config, save_config
 from meta_train.evaluate import evaluate_actor, make_eval_env
-from meta_train.expert import INFO_KEY as EXPERT_KEY
-from meta_train.expert import INFORMED_KEY, ExpertActionInfo
 from meta_train.kinematics import (
     Featurized,
     ForwardKinematics,
@@ -64,9 +67,8 @@ from meta_train.networks import (
     RecurrentActor,
     RecurrentCritic,
 )
-from meta_train.policy import BatchPolicy, actor_input
+from meta_train.policy import actor_input
 from meta_train.replay import EpisodeReplay
-from sim.scripted import ScriptedPusher
 from sim.world import NOMINAL_TABLE_HEIGHT_M
 
 
@@ -78,38 +80,6 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available")
     return dev
-
-
-def make_env(cfg: RDPGConfig, **extra):
-    """One training env for the config (nominal dynamics for ff_norand; expert labels in the
-    info when ``expert_labels``)."""
-    kw = dict(cfg.env_kwargs)
-    if "max_episode_steps" in kw:
-        raise ConfigError("env_kwargs: max_episode_steps only wraps the env in gymnasium's "
-                          "TimeLimit, the push envs truncate themselves at their own length; "
-                          "set episode_steps instead")
-    if "dynamics_emphasis" in kw:
-        raise ConfigError("env_kwargs: dynamics_emphasis would reach the evaluation envs too; "
-                          "set train_dynamics_emphasis, which only the training envs get")
-    if cfg.variant == "ff_norand":
-        kw["randomize"] = False
-    elif cfg.train_dynamics_emphasis:
-        kw["dynamics_emphasis"] = cfg.train_dynamics_emphasis
-    kw.update(extra)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            env = gym.make(cfg.env_id, **kw)
-        except TypeError as e:  # an unknown or mistyped env_kwargs entry
-            raise ConfigError(f"env_kwargs {kw}: {e}") from None
-    if cfg.expert_labels:
-        try:
-            env = ExpertActionInfo(
-                env, knowledge=cfg.teacher, prior_friction=cfg.teacher_prior_friction
-            )
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    return env
 
 
 def push_features(cfg: RDPGConfig, act_dim: int, history: int = 0) -> PushFeatures | None:
@@ -320,9 +290,6 @@ class RDPGTrainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         cfg.run_name = self.run_dir.name
 
-        fns = [lambda: make_env(cfg) for _ in range(cfg.n_envs)]
-        vec_cls = gym.vector.AsyncVectorEnv if cfg.vector == "async" else gym.vector.SyncVectorEnv
-        self.envs = vec_cls(fns)
         probe = make_env(cfg).unwrapped
         obs, info = probe.reset(seed=cfg.seed)
         self.compute_reward = probe.compute_reward
@@ -334,6 +301,9 @@ class RDPGTrainer:
         self.action_scale = probe.action_space.high.astype(np.float32)
         if not np.allclose(probe.action_space.low, -probe.action_space.high):
             raise ValueError("the trainer expects a symmetric action space [-b, b]")
+        self._demos = bool(cfg.demo_episodes or cfg.demo_fraction)
+        if self._demos and not hasattr(probe, "world"):
+            raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
         probe.close()
 
         scale = self.action_scale.tolist()
@@ -368,19 +338,24 @@ class RDPGTrainer:
             self.mu_dim, self.compute_reward, cfg.her_strategy, cfg.her_k,
             moved_fraction=cfg.moved_fraction,
         )
-        self.demo_env = None
-        if cfg.demo_episodes or cfg.demo_fraction:
-            self.demo_env = make_env(cfg).unwrapped
-            if not hasattr(self.demo_env, "world"):
-                raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
-            self.demo_policy = ScriptedPusher(
-                self.demo_env, knowledge=cfg.teacher, prior_friction=cfg.teacher_prior_friction
-            )
+        self._env_dims = {"obs_dim": self.obs_dim, "goal_dim": self.goal_dim,
+                          "act_dim": self.act_dim, "mu_dim": self.mu_dim, "horizon": self.horizon}
+        # inline: the trainer's own generator and actor act; process: a collector process with
+        # a generator of its own (started by train(); its state and the weights of the request
+        # in flight are checkpointed, so that a resumed run continues exactly)
+        self.collector: Collector | None = None
+        self.remote: CollectorProcess | None = None
+        self._collector_actor: dict[str, np.ndarray] | None = None
+        self._collector_rng = np.random.default_rng([cfg.seed, 1]).bit_generator.state
+        if cfg.collector == "inline":
+            self.collector = Collector(cfg, self.actor, self.rng, self.device, self._env_dims,
+                                       self.action_scale)
         self.iteration = 0
         self.env_steps = 0
         self.updates = 0
         self.best_success = -1.0
         self.history_rows: list[dict] = []
+        self._last_eval: dict = {}
         self._wall_before, self._wall_start = 0.0, None
         self._tb = None  # TensorBoard writer, opened at the first progress row
         self._resumed_at: int | None = None  # first env step logged again after a resume
@@ -396,58 +371,58 @@ class RDPGTrainer:
         return f"{c.env_id}__rdpg_her__{c.variant}__{c.seed}__{int(time.time())}"
 
     # --- rollouts -----------------------------------------------------------------------------
+    @property
+    def envs(self):
+        """The training envs (inline collection only)."""
+        return self._inline().envs
+
+    @property
+    def demo_env(self):
+        """The demonstrator's env (inline collection only; None without demonstrations)."""
+        return self._inline().demo_env
+
+    @property
+    def demo_policy(self):
+        """The scripted demonstrator (inline collection only)."""
+        return self._inline().demo_policy
+
+    def _inline(self) -> Collector:
+        if self.collector is None:
+            raise RuntimeError("the envs live in the collector process (collector 'process')")
+        return self.collector
+
+    def _warm(self, iteration: int) -> bool:
+        return iteration * self.cfg.n_envs < self.cfg.warmup_episodes
+
     def collect(self) -> dict:
         """One episode per env with exploration; store them; return episode statistics."""
-        cfg, n, t_max = self.cfg, self.cfg.n_envs, self.horizon
-        seeds = [int(s) for s in self.rng.integers(0, 2**31 - 1, size=n)]
-        obs, info = self.envs.reset(seed=seeds)
-        mu = np.asarray(info.get("mu", np.zeros((n, 0))), np.float32).reshape(n, self.mu_dim)
-        o = np.zeros((n, t_max + 1, self.obs_dim), np.float32)
-        ag = np.zeros((n, t_max + 1, self.goal_dim), np.float32)
-        dg = np.zeros((n, t_max, self.goal_dim), np.float32)
-        acts = np.zeros((n, t_max, self.act_dim), np.float32)
-        labels = np.zeros((n, t_max, self.act_dim), np.float32) if cfg.expert_labels else None
-        informed = np.ones((n, t_max), bool)
-        o[:, 0], ag[:, 0] = obs["observation"], obs["achieved_goal"]
-        warm = self.iteration * n < cfg.warmup_episodes
-        policy = BatchPolicy(self.actor, cfg.variant, cfg.history, n, self.device)
-        ou = np.zeros((n, self.act_dim))
-        for t in range(t_max):
-            dg[:, t] = obs["desired_goal"]
-            if labels is not None:
-                labels[:, t] = info[EXPERT_KEY]
-                informed[:, t] = info[INFORMED_KEY]
-            white = self.rng.normal(0, cfg.noise_std, (n, self.act_dim))
-            if cfg.noise_type == "ou":  # x <- x - theta x + sigma N(0, 1)  (Lillicrap et al.)
-                ou = ou * (1.0 - cfg.ou_theta) + white
-                noise = ou
-            else:
-                noise = white
-            if warm:
-                a = self.rng.uniform(-1, 1, (n, self.act_dim)).astype(np.float32)
-                a = np.clip(0.5 * a + noise, -1, 1) * self.action_scale
-            else:
-                a = policy(obs["observation"], obs["desired_goal"])
-                a = a + noise * self.action_scale
-                rand = self.rng.uniform(-1, 1, a.shape) * self.action_scale
-                mask = self.rng.random((n, 1)) < cfg.random_eps
-                a = np.where(mask, rand, a)
-                a = np.clip(a, -self.action_scale, self.action_scale).astype(np.float32)
-            policy.observe_action(a)
-            obs, _, _, _, info = self.envs.step(a)
-            acts[:, t] = a
-            o[:, t + 1], ag[:, t + 1] = obs["observation"], obs["achieved_goal"]
-        for i in range(n):
-            self.replay.add(o[i], acts[i], ag[i], dg[i], mu[i],
-                            expert_action=None if labels is None else labels[i],
-                            expert_informed=informed[i])
-        self.env_steps += n * t_max
+        return self._store(self._inline().rollout(self._warm(self.iteration)))
+
+    def collect_demo(self) -> None:
+        """One scripted demonstration with OU exploration noise, stored like any episode."""
+        self._store(self._inline().demo())
+
+    def _store(self, ro: Rollout) -> dict:
+        """Put collected episodes in the replay and count their steps; the policy's episodes
+        also update the observation normalisers (demonstrations do not). Returns the
+        rollout's success rate (``train_success``) for policy episodes."""
+        for i in range(ro.n):
+            self.replay.add(ro.obs[i], ro.action[i], ro.achieved_goal[i], ro.desired_goal[i],
+                            ro.mu[i], demo=ro.demo,
+                            expert_action=None if ro.expert_action is None
+                            else ro.expert_action[i],
+                            expert_informed=ro.expert_informed[i])
+        self.env_steps += ro.env_steps
+        if ro.demo:
+            return {}
+        cfg = self.cfg
         # normalisers: actor input (stacked for ff_history) and critic input
         with torch.no_grad():
-            ot = torch.as_tensor(o, device=self.device)
+            ot = torch.as_tensor(ro.obs, device=self.device)
             prev = torch.as_tensor(
-                np.concatenate([np.zeros_like(acts[:, :1]), acts], 1), device=self.device)
-            dgt = torch.as_tensor(dg, device=self.device)
+                np.concatenate([np.zeros_like(ro.action[:, :1]), ro.action], 1),
+                device=self.device)
+            dgt = torch.as_tensor(ro.desired_goal, device=self.device)
             a_obs, a_goal = _featurize(
                 self.actor, actor_input(cfg.variant, cfg.history, ot, prev)[:, :-1], dgt)
             self.actor.obs_norm.update(a_obs)
@@ -455,35 +430,59 @@ class RDPGTrainer:
             c_obs, c_goal = _featurize(self.critic, ot[:, :-1], dgt)
             self.critic.obs_norm.update(c_obs)
             self.critic.goal_norm.update(c_goal)
-        final_success = self.compute_reward(ag[:, -1], dg[:, -1], None) == 0
-        return {"train_success": float(np.mean(final_success))}
+        final = self.compute_reward(ro.achieved_goal[:, -1], ro.desired_goal[:, -1], None) == 0
+        return {"train_success": float(np.mean(final))}
 
-    def collect_demo(self) -> None:
-        """One scripted demonstration with OU exploration noise, stored like any episode."""
-        cfg, env, t_max = self.cfg, self.demo_env, self.horizon
-        obs, info = env.reset(seed=int(self.rng.integers(0, 2**31 - 1)))
-        self.demo_policy.reset()
-        o = np.zeros((t_max + 1, self.obs_dim), np.float32)
-        ag = np.zeros((t_max + 1, self.goal_dim), np.float32)
-        dg = np.zeros((t_max, self.goal_dim), np.float32)
-        acts = np.zeros((t_max, self.act_dim), np.float32)
-        labels = np.zeros((t_max, self.act_dim), np.float32)
-        informed = np.ones(t_max, bool)
-        o[0], ag[0] = obs["observation"], obs["achieved_goal"]
-        ou = np.zeros(self.act_dim)
-        for t in range(t_max):
-            dg[t] = obs["desired_goal"]
-            ou = ou * (1.0 - cfg.ou_theta) + self.rng.normal(0, 0.5 * cfg.noise_std, self.act_dim)
-            labels[t] = self.demo_policy(obs)
-            informed[t] = self.demo_policy.knows_dynamics
-            a = np.clip(labels[t] + ou * self.action_scale, -self.action_scale,
-                        self.action_scale).astype(np.float32)
-            obs, _, _, _, info = env.step(a)
-            acts[t] = a
-            o[t + 1], ag[t + 1] = obs["observation"], obs["achieved_goal"]
-        self.replay.add(o, acts, ag, dg, np.asarray(info["mu"], np.float32), demo=True,
-                        expert_action=labels, expert_informed=informed)
-        self.env_steps += t_max
+    def _initial_demos(self) -> int:
+        """Demonstrations to collect before the first iteration (none on a resume).
+        They count towards the budget and never take all of it."""
+        if self.iteration or not self._demos:
+            return 0
+        return min(self.cfg.demo_episodes, self.cfg.total_env_steps // (2 * self.horizon))
+
+    def _actor_weights(self) -> dict[str, np.ndarray]:
+        """The online actor's weights and normaliser statistics, on the CPU, for the
+        collector process."""
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.actor.state_dict().items()}
+
+    def _start_remote(self) -> None:
+        """Start the collector process (at the start of ``train``) and its first request."""
+        cfg = self.cfg
+        actor = build_actor(cfg, self.obs_dim, self.goal_dim, self.act_dim,
+                            self.action_scale.tolist())
+        self.remote = CollectorProcess(cfg, actor, self._env_dims, self.action_scale,
+                                       self._collector_rng)
+        n_demo = self._initial_demos()
+        if n_demo:
+            rollouts, self._collector_rng = self.remote.demos(n_demo)
+            for ro in rollouts:
+                self._store(ro)
+        if self._collector_actor is None:
+            self._collector_actor = self._actor_weights()
+        self._submit_remote(self.iteration)
+
+    def _submit_remote(self, iteration: int) -> None:
+        """Ask the collector process for iteration ``iteration``'s episodes, acted with the
+        actor as it was when the previous iteration's episodes were stored (before its
+        updates); nothing once the budget has no room for them."""
+        per_iter = self.cfg.n_envs * self.horizon
+        if self.env_steps + per_iter <= self.cfg.total_env_steps:
+            self.remote.submit(self._collector_actor, self._warm(iteration),
+                               self.cfg.total_env_steps - self.env_steps)
+
+    def _collect_remote(self) -> tuple[dict, int]:
+        """This iteration's episodes from the collector process, stored; the next request
+        submitted. Returns the episode statistics and the env steps stored."""
+        steps = self.env_steps
+        waited = time.perf_counter()
+        rollouts, self._collector_rng = self.remote.receive()
+        self._waited_s += time.perf_counter() - waited
+        stats: dict = {}
+        for ro in rollouts:
+            stats.update(self._store(ro))
+        self._collector_actor = self._actor_weights()
+        self._submit_remote(self.iteration + 1)
+        return stats, self.env_steps - steps
 
     # --- learning -----------------------------------------------------------------------------
     def update(self) -> dict:
@@ -625,47 +624,70 @@ class RDPGTrainer:
         """Run until ``total_env_steps`` (or ``max_wall_s`` of training wall time); returns the
         last evaluation."""
         cfg = self.cfg
-        per_iter = cfg.n_envs * self.horizon
         bar = tqdm(total=cfg.total_env_steps, initial=self.env_steps, unit="step",
                    disable=not cfg.progress, file=sys.stderr, dynamic_ncols=True)
         start, steps0 = time.perf_counter(), self.env_steps
         self._wall_start = start - self._wall_before
-        last_eval: dict = {}
-        stats: dict = {}
-        if self.iteration == 0 and self.demo_env is not None:
-            # Demonstrations count towards the budget; they never take all of it.
-            n_demo = min(cfg.demo_episodes, cfg.total_env_steps // (2 * self.horizon))
-            for _ in range(n_demo):
+        self._last_eval = {}
+        self._waited_s, self._row_wall = 0.0, self._wall_s()  # the learner's wait per row
+        if cfg.collector == "process":
+            self._start_remote()  # the initial demonstrations too, and the first request
+        else:
+            for _ in range(self._initial_demos()):
                 self.collect_demo()
-            bar.update(n_demo * self.horizon)
+        bar.update(self.env_steps - steps0)
+        try:
+            self._train_loop(bar, start, steps0)
+        finally:
+            bar.close()
+            if self.remote is not None:
+                self.remote.close()
+                self.remote = None
+        self.save()
+        self._save_final()
+        return self._last_eval
+
+    def _train_loop(self, bar, start: float, steps0: int) -> None:
+        """Iterations of collection, updates, evaluation and checkpoints until the budget."""
+        cfg = self.cfg
+        per_iter = cfg.n_envs * self.horizon
+        stats: dict = {}
         while self.env_steps + per_iter <= cfg.total_env_steps:
             if cfg.max_wall_s and self._wall_s() >= cfg.max_wall_s:
                 print(f"wall-time budget of {cfg.max_wall_s:g} s reached at "
                       f"{self.env_steps} env steps; saving the final policy", file=sys.stderr)
                 break
-            stats = self.collect()
-            if (self.demo_env is not None and self.rng.random() < cfg.demo_fraction
-                    and self.env_steps + self.horizon <= cfg.total_env_steps):
-                self.collect_demo()
-                bar.update(self.horizon)
+            if self.remote is not None:
+                stats, added = self._collect_remote()
+            else:
+                before, stats = self.env_steps, {}
+                for ro in self.collector.iteration(self._warm(self.iteration),
+                                                   cfg.total_env_steps - self.env_steps):
+                    stats.update(self._store(ro))
+                added = self.env_steps - before
+            bar.update(added)
             if self.replay.size * self.horizon >= cfg.batch_episodes and \
                     self.iteration * cfg.n_envs >= cfg.warmup_episodes:
                 stats["lr_scale"] = self._set_learning_rates()
                 for _ in range(cfg.updates_per_iteration):
                     stats.update(self.update())
             self.iteration += 1
-            bar.update(per_iter)
             if self.iteration % cfg.eval_every == 0:
                 ev = self.evaluate()
-                last_eval = {"eval_success_0.05": ev.success_005,
-                             "eval_success_0.07": ev.success_007,
-                             "eval_distance_m": ev.final_distance_m}
+                self._last_eval = {"eval_success_0.05": ev.success_005,
+                                   "eval_success_0.07": ev.success_007,
+                                   "eval_distance_m": ev.final_distance_m}
                 elapsed = time.perf_counter() - start
+                if self.remote is not None:  # which side binds: the learner waiting or not
+                    wall = self._wall_s()
+                    stats["learner_wait_share"] = self._waited_s / max(wall - self._row_wall,
+                                                                       1e-9)
+                    self._waited_s, self._row_wall = 0.0, wall
                 row = {"iteration": self.iteration, "env_steps": self.env_steps,
                        "updates": self.updates,
                        "wall_s": round(self._wall_s(), 1),
                        "env_steps_per_s": round((self.env_steps - steps0) / max(elapsed, 1e-9), 1),
-                       **{k: round(v, 5) for k, v in stats.items()}, **last_eval}
+                       **{k: round(v, 5) for k, v in stats.items()}, **self._last_eval}
                 self._log(row)
                 bar.set_postfix(success=f"{ev.success_005:.2f}", q=f"{stats.get('q_mean', 0):.2f}")
                 if ev.success_005 >= self.best_success:
@@ -673,10 +695,6 @@ class RDPGTrainer:
                     self._save_best()
             if self.iteration % cfg.checkpoint_every == 0:
                 self.save()
-        bar.close()
-        self.save()
-        self._save_final()
-        return last_eval
 
     def lr_scale(self) -> float:
         """Learning-rate multiplier at the current env step: 1 until ``lr_decay_from`` of the
@@ -753,9 +771,14 @@ class RDPGTrainer:
             "best_success": self.best_success, "numpy_rng": self.rng.bit_generator.state,
             "actor_opt": a_meta, "critic_opt": c_meta, "config": self.cfg.to_dict(),
             "dims": self._dims(), "wall_s": self._wall_s(),
+            **({"collector_rng": self._collector_rng} if self.cfg.collector == "process"
+               else {}),
         }
         path = self.run_dir / "checkpoints" / f"iter_{self.iteration:07d}"
-        save_checkpoint(path, groups, {"replay": self.replay.state_dict()}, state)
+        arrays = {"replay": self.replay.state_dict()}
+        if self._collector_actor is not None:  # the weights of the collector's next request
+            arrays["collector_actor"] = self._collector_actor
+        save_checkpoint(path, groups, arrays, state)
         old = sorted(p for p in path.parent.iterdir() if p.is_dir() and p.name.startswith("iter_")
                      and not p.name.endswith(".tmp"))
         for p in old[: -self.cfg.keep_checkpoints]:
@@ -805,6 +828,10 @@ class RDPGTrainer:
                 f"{path}: checkpoint does not match the networks ({e})"
             ) from None
         torch.set_rng_state(tg["torch_rng"]["cpu"])
+        if self.cfg.collector == "process":  # else a fresh collector generator and weights
+            if "collector_rng" in state:
+                self._collector_rng = state["collector_rng"]
+            self._collector_actor = ng.get("collector_actor")
         self.rng.bit_generator.state = state["numpy_rng"]
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.updates, self.best_success = state["updates"], state["best_success"]
@@ -854,9 +881,11 @@ class RDPGTrainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        self.envs.close()
-        if self.demo_env is not None:
-            self.demo_env.close()
+        if self.remote is not None:
+            self.remote.close()
+            self.remote = None
+        if self.collector is not None:
+            self.collector.close()
 
 
 def load_actor_from_run(run_dir, which: str = "best"):
