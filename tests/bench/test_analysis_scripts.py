@@ -127,3 +127,25 @@ def test_pool_evals_sums_chunks_and_refuses_a_repeated_seed(tmp_path):
     chunk("R_final_train_s010000", 200, 0.9, 0.95)  # the same reset seed again
     res = _script("pool_evals.py", *sorted(str(p) for p in tmp_path.glob("*.json")))
     assert res.returncode == 2 and "counted twice" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_pipeline_speedup_times_both_collectors_over_the_same_iterations(tmp_path):
+    out = tmp_path / "speedup.json"
+    res = _script("pipeline_speedup.py", "--seconds", "6", "--from-iteration", "2",
+                  "--json", str(out), "--", "--hidden", "16", "--batch-episodes", "4",
+                  "--demo-episodes", "2", "--eval-every", "2", "--eval-episodes", "1",
+                  "--updates-per-iteration", "1")
+    assert res.returncode == 0, res.stderr
+    assert "process / inline" in res.stdout
+    result = json.loads(out.read_text())
+    a, b = result["window_iterations"]
+    assert 2 <= a < b
+    # the same iterations: the same updates in both, and the ratio is of their speeds
+    assert result["inline"]["updates"] == result["process"]["updates"] == b - a
+    speed = {m: result[m]["env_steps_per_s"] for m in ("inline", "process")}
+    assert result["speedup"] == round(speed["process"] / speed["inline"], 3)
+
+
+def test_pipeline_speedup_refuses_a_failing_run(tmp_path):
+    res = _script("pipeline_speedup.py", "--seconds", "1", "--", "--gamma", "2")
+    assert res.returncode == 2 and "gamma" in res.stderr and "Traceback" not in res.stderr
