@@ -134,7 +134,7 @@ def test_pipeline_speedup_times_both_collectors_over_the_same_iterations(tmp_pat
     res = _script("pipeline_speedup.py", "--seconds", "6", "--from-iteration", "2",
                   "--json", str(out), "--", "--hidden", "16", "--batch-episodes", "4",
                   "--demo-episodes", "2", "--eval-every", "2", "--eval-episodes", "1",
-                  "--updates-per-iteration", "1")
+                  "--updates-per-iteration", "1", "--warmup-episodes", "2")
     assert res.returncode == 0, res.stderr
     assert "process / inline" in res.stdout
     result = json.loads(out.read_text())
