@@ -59,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", help="write the result here")
     p.add_argument("extra", nargs="*", help="more meta-train flags, after --")
     args = p.parse_args(argv)
-    exe = Path(sys.executable).with_name("meta-train")
     with tempfile.TemporaryDirectory() as tmp:
         progress = {}
         for mode in MODES:
-            cmd = [str(exe), "rdpg-her", "--preset", args.preset, "--collector", mode,
-                   "--max-wall-s", str(args.seconds), "--final-eval-episodes", "0",
-                   "--run-dir", tmp, "--run-name", mode, "--no-progress", *args.extra]
+            cmd = [sys.executable, "-m", "meta_train.cli", "rdpg-her", "--preset", args.preset,
+                   "--collector", mode, "--max-wall-s", str(args.seconds),
+                   "--final-eval-episodes", "0", "--run-dir", tmp, "--run-name", mode,
+                   "--no-progress", *args.extra]
             res = subprocess.run(cmd, capture_output=True, text=True)
             if res.returncode != 0:
                 print(f"error: {' '.join(cmd)} exited {res.returncode}:\n{res.stderr[-2000:]}",
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             progress[mode] = Path(tmp) / mode / "progress.csv"
         try:
             result = speedup(progress, args.from_iteration)
-        except (ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError) as e:  # e.g. a run too short to log a row
             print(f"error: {e}", file=sys.stderr)
             return 2
     result["command_flags"] = {"preset": args.preset, "seconds": args.seconds,

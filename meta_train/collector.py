@@ -118,9 +118,7 @@ class Collector:
         self.envs = vec_cls(fns)
         self.demo_env = self.demo_policy = None
         if cfg.demo_episodes or cfg.demo_fraction:
-            self.demo_env = make_env(cfg).unwrapped
-            if not hasattr(self.demo_env, "world"):
-                raise ConfigError(f"{cfg.env_id}: demonstrations need a push env")
+            self.demo_env = make_env(cfg).unwrapped  # a push env: the trainer checked
             self.demo_policy = ScriptedPusher(
                 self.demo_env, knowledge=cfg.teacher, prior_friction=cfg.teacher_prior_friction
             )
