@@ -103,6 +103,14 @@ class RDPGConfig:
                                          "omniscient critic judges a label by the true "
                                          "dynamics, which the student cannot tell apart "
                                          "before the teacher could")
+    uninformed_rl_weight: float = _f(1.0, "with expert labels: weight of the reinforcement "
+                                     "term (-Q) of the actor's loss at the steps whose label "
+                                     "the teacher gave before the dynamics showed (contact "
+                                     "teacher: before it touched or saw the puck move). The "
+                                     "omniscient critic judges those steps by dynamics the "
+                                     "actor cannot know yet; 0 leaves them to cloning alone "
+                                     "(with bc_q_filter_informed_only, which clones them at "
+                                     "every step), 1 treats every step alike")
     expert_labels: bool = _f(False, "push envs: the privileged scripted pusher labels every "
                              "state of every collected episode with its action (DAgger, Ross "
                              "et al. 2011) and the behaviour-cloning loss uses these labels on "
@@ -208,6 +216,14 @@ class RDPGConfig:
                               f"{self.teacher_prior_friction}")
         if self.bc_q_filter_informed_only and not (self.expert_labels and self.bc_q_filter):
             raise ConfigError("bc_q_filter_informed_only needs expert_labels and bc_q_filter")
+        if not 0.0 <= self.uninformed_rl_weight <= 1.0:
+            raise ConfigError(f"uninformed_rl_weight must be in [0, 1], got "
+                              f"{self.uninformed_rl_weight}")
+        if self.uninformed_rl_weight < 1.0 and not (self.expert_labels
+                                                    and self.teacher != "privileged"):
+            raise ConfigError("uninformed_rl_weight < 1 needs expert_labels from a teacher that "
+                              "acts before it knows the dynamics (observing or contact); the "
+                              "privileged teacher's labels are all informed")
         if self.expert_labels and self.bc_weight <= 0:
             raise ConfigError("expert_labels are used only by the behaviour-cloning loss; "
                               "set bc_weight > 0")

@@ -261,6 +261,15 @@ def _with_tool(net, tool: torch.Tensor | None, horizon: int | None = None) -> di
     return {"tool": tool if horizon is None else tool[:, :horizon]}
 
 
+def reinforcement_term(q: torch.Tensor, informed: torch.Tensor,
+                       uninformed_weight: float) -> torch.Tensor:
+    """The actor's reinforcement loss ``-Q`` averaged over steps weighted 1 where the expert
+    label was given knowing the dynamics (``informed``, bool, same shape as ``q``) and
+    ``uninformed_weight`` elsewhere; 0 when every weight is 0."""
+    w = torch.where(informed, 1.0, uninformed_weight).to(q.dtype)
+    return -(q * w).sum() / w.sum().clamp(min=1e-6)
+
+
 def q_filter_mask(q_label: torch.Tensor, q_actor: torch.Tensor,
                   informed: torch.Tensor | None = None) -> torch.Tensor:
     """Steps whose label is cloned: where the critic values the label above the actor's own
@@ -527,7 +536,11 @@ class RDPGTrainer:
                            **_with_tool(self.actor, tool, horizon))
         q_pi, _ = self.critic(obs[:, :horizon], goal, pi, prev[:, :horizon], mu_t, **c_tool)
         scale = self.actor.action_scale
-        actor_loss = -q_pi.mean() + cfg.action_l2 * ((pi / scale) ** 2).mean()
+        if cfg.uninformed_rl_weight < 1.0:  # steps the critic judges by unknowable dynamics
+            rl = reinforcement_term(q_pi[..., 0], t(b.expert_informed), cfg.uninformed_rl_weight)
+        else:
+            rl = -q_pi.mean()
+        actor_loss = rl + cfg.action_l2 * ((pi / scale) ** 2).mean()
         out = {}
         if self.mu_head is not None:  # the LSTM output of the call that made pi
             pred = self.mu_head(self._lstm_out["rec"])

@@ -35,7 +35,8 @@ class EpisodeBatch(NamedTuple):
     mu: np.ndarray  # [B, mu_dim]
     achieved_goal: np.ndarray  # [B, T+1, goal_dim]
     expert_action: np.ndarray | None = None  # [B, T, act_dim] (labelled batches only)
-    # [B, T] bool: the label was given knowing the true dynamics (labelled batches only)
+    # [B, T] bool: the step's expert label was given knowing the true dynamics (True where an
+    # episode carries no labels; None only in demonstration batches)
     expert_informed: np.ndarray | None = None
 
 
@@ -165,7 +166,7 @@ class EpisodeReplay:
                 k = int(round(self.moved_fraction * batch_size))
                 idx[:k] = moved[rng.integers(0, len(moved), size=k)]
         goal, reward = self.relabel(idx, rng)
-        return self._batch(idx, goal, reward)
+        return self._batch(idx, goal, reward, expert_informed=self.expert_informed[idx])
 
     def sample_demos(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Demonstration episodes with their original goals (for a behaviour-cloning loss)."""

@@ -28,6 +28,7 @@ from meta_train.rdpg import (
     load_actor_from_run,
     n_step_target,
     q_filter_mask,
+    reinforcement_term,
     td_target,
 )
 from sim.scripted import KNOWLEDGE
@@ -806,6 +807,55 @@ def test_the_q_filter_can_spare_labels_the_teacher_gave_without_the_dynamics(tmp
                 dict(demo_episodes=1, bc_weight=1.0)):
         with pytest.raises(ValueError, match="bc_q_filter_informed_only"):
             RDPGConfig(bc_q_filter_informed_only=True, **bad).validate()
+
+
+def test_reinforcement_term_weighs_steps_labelled_before_the_dynamics_showed():
+    q = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    informed = torch.tensor([[False, False, True, True]])
+    assert reinforcement_term(q, informed, 1.0).item() == pytest.approx(-2.5)
+    assert reinforcement_term(q, informed, 0.0).item() == pytest.approx(-3.5)
+    assert reinforcement_term(q, informed, 0.5).item() == pytest.approx(-8.5 / 3)
+    assert reinforcement_term(q, ~informed.logical_or(~informed), 0.0).item() == 0.0
+
+
+@pytest.mark.parametrize("weight", [0.0, 1.0])
+def test_uninformed_steps_can_be_left_to_cloning(tmp_path, weight):
+    """With weight 0 and every label uninformed, the actor's step does not depend on the
+    critic (cloning alone, every label kept); with weight 1 it does."""
+    actors = []
+    for name, shake in (("a", False), ("b", True)):
+        cfg = small_pusher(tmp_path / name, expert_labels=True, bc_weight=1.0, demo_episodes=1,
+                           teacher="contact", bc_q_filter_informed_only=True,
+                           uninformed_rl_weight=weight)
+        trainer = RDPGTrainer(cfg)
+        trainer.collect_demo()
+        trainer.collect()
+        # the RL batch carries each step's flag, as the labelled batch does
+        b = trainer.replay.sample(8, np.random.default_rng(0))
+        assert b.expert_informed is not None and b.expert_informed.shape == b.reward.shape
+        trainer.replay.expert_informed[:] = False
+        if shake:
+            with torch.no_grad():
+                for p in trainer.critic.parameters():
+                    p.add_(0.5 * torch.randn_like(p))
+        stats = trainer.update()
+        assert stats["bc_kept"] == 1.0
+        actors.append(torch.cat([p.detach().flatten() for p in trainer.actor.parameters()]))
+        trainer.close()
+    assert torch.equal(actors[0], actors[1]) == (weight == 0.0)
+
+
+def test_uninformed_rl_weight_needs_labels_that_can_be_uninformed():
+    for bad in (dict(uninformed_rl_weight=0.0),
+                dict(uninformed_rl_weight=0.0, expert_labels=True, bc_weight=1.0,
+                     teacher="privileged"),
+                dict(uninformed_rl_weight=-0.1, expert_labels=True, bc_weight=1.0,
+                     teacher="contact"),
+                dict(uninformed_rl_weight=1.5)):
+        with pytest.raises(ValueError, match="uninformed_rl_weight"):
+            RDPGConfig(**bad).validate()
+    RDPGConfig(uninformed_rl_weight=0.0, expert_labels=True, bc_weight=1.0,
+               teacher="contact").validate()
 
 
 def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
