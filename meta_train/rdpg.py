@@ -442,6 +442,14 @@ class RDPGTrainer:
         final = self.compute_reward(ro.achieved_goal[:, -1], ro.desired_goal[:, -1], None) == 0
         return {"train_success": float(np.mean(final))}
 
+    def _store_all(self, rollouts: list[Rollout]) -> tuple[dict, int]:
+        """Store each rollout; returns the policy episodes' statistics and the env steps
+        stored."""
+        before, stats = self.env_steps, {}
+        for ro in rollouts:
+            stats.update(self._store(ro))
+        return stats, self.env_steps - before
+
     def _initial_demos(self) -> int:
         """Demonstrations to collect before the first iteration (none on a resume).
         They count towards the budget and never take all of it."""
@@ -464,8 +472,7 @@ class RDPGTrainer:
         n_demo = self._initial_demos()
         if n_demo:
             rollouts, self._collector_rng = self.remote.demos(n_demo)
-            for ro in rollouts:
-                self._store(ro)
+            self._store_all(rollouts)
         if self._collector_actor is None:
             self._collector_actor = self._actor_weights()
         self._submit_remote(self.iteration)
@@ -482,16 +489,13 @@ class RDPGTrainer:
     def _collect_remote(self) -> tuple[dict, int]:
         """This iteration's episodes from the collector process, stored; the next request
         submitted. Returns the episode statistics and the env steps stored."""
-        steps = self.env_steps
         waited = time.perf_counter()
         rollouts, self._collector_rng = self.remote.receive()
         self._waited_s += time.perf_counter() - waited
-        stats: dict = {}
-        for ro in rollouts:
-            stats.update(self._store(ro))
+        stats, added = self._store_all(rollouts)
         self._collector_actor = self._actor_weights()
         self._submit_remote(self.iteration + 1)
-        return stats, self.env_steps - steps
+        return stats, added
 
     # --- learning -----------------------------------------------------------------------------
     def update(self) -> dict:
@@ -673,11 +677,8 @@ class RDPGTrainer:
             if self.remote is not None:
                 stats, added = self._collect_remote()
             else:
-                before, stats = self.env_steps, {}
-                for ro in self.collector.iteration(self._warm(self.iteration),
-                                                   cfg.total_env_steps - self.env_steps):
-                    stats.update(self._store(ro))
-                added = self.env_steps - before
+                stats, added = self._store_all(self.collector.iteration(
+                    self._warm(self.iteration), cfg.total_env_steps - self.env_steps))
             bar.update(added)
             if self.replay.size * self.horizon >= cfg.batch_episodes and \
                     self.iteration * cfg.n_envs >= cfg.warmup_episodes:
