@@ -1,21 +1,17 @@
-"""Make the ROS 2 package's pure-Python modules importable without a colcon build."""
+"""Fixtures shared by the whole test suite. ``meta_control`` is imported as the installed
+package (``pip install -e ros2_ws/src/meta_control``, see ``scripts/setup.sh``)."""
 
-import sys
 from pathlib import Path
 
 import pytest
-
-_META_CONTROL = Path(__file__).resolve().parents[1] / "ros2_ws" / "src" / "meta_control"
-if str(_META_CONTROL) not in sys.path:
-    sys.path.insert(0, str(_META_CONTROL))
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """A finished 400-step pusher run (checkpoints, best/, final/, progress.csv), shared read-only
     by the tests of the tools that consume runs."""
-    from meta_train.config import RDPGConfig
-    from meta_train.rdpg import RDPGTrainer
+    from meta_train.rdpg.config import RDPGConfig
+    from meta_train.rdpg.trainer import RDPGTrainer
 
     root = tmp_path_factory.mktemp("runs")
     cfg = RDPGConfig(env_id="MetaPusherPush-v0", hidden=16, updates_per_iteration=2,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
+from ros_helpers import meta_train_api
 
 from meta_control import bags as B
+from meta_control import topics as T
 
 JOINTS = ["j1", "j2", "j3"]
 MU_NAMES = ["puck_friction", "puck_mass"]
@@ -14,6 +17,8 @@ OBS_DIM = 2 * len(JOINTS) + 3
 ACTION_SCALE = 0.05
 PERIOD_NS = 40_000_000  # 25 Hz
 T0_NS = 1_700_000_000_000_000_000
+UNKNOWN_TOPIC = "/acme/widget"
+UNKNOWN_TYPE = "acme_msgs/msg/Widget"
 
 
 def _metadata(kind: str, joint_names: list[str] | None = None):
@@ -26,9 +31,9 @@ def _metadata(kind: str, joint_names: list[str] | None = None):
         kind=kind,
         env_id="PandaPushToy-v0",
         obs_terms=[
-            {"name": "joint_pos", "size": n, "units": "rad"},
-            {"name": "joint_vel", "size": n, "units": "rad/s"},
-            {"name": "puck_pos", "size": 3, "units": "m"},
+            {"name": "joint_positions", "size": n, "units": "rad"},
+            {"name": "joint_velocities", "size": n, "units": "rad/s"},
+            {"name": "puck_position", "size": 3, "units": "m"},
         ],
         obs_dim=obs_dim,
         goal_dim=2 if kind == "policy" else 0,
@@ -51,21 +56,30 @@ def _metadata(kind: str, joint_names: list[str] | None = None):
     )
 
 
-def make_models(folder: Path, joint_names: list[str] | None = None) -> tuple[Path, Path]:
-    """Export a tiny random recurrent policy and estimator; returns their .onnx paths."""
+def make_models(
+    folder: Path, joint_names: list[str] | None = None, obs_terms: list[dict] | None = None
+) -> tuple[Path, Path]:
+    """Export a tiny random recurrent policy and estimator; returns their .onnx paths.
+
+    ``obs_terms`` replaces the metadata's observation terms (same total size), e.g. to name a
+    term the nodes do not provide.
+    """
     import torch
 
-    from meta_train.export import export_estimator, export_policy
-    from meta_train.networks import DynamicsEstimator, RecurrentActor
-
+    mt = meta_train_api()
     torch.manual_seed(0)
     n = len(joint_names or JOINTS)
     obs_dim = 2 * n + 3
-    actor = RecurrentActor(obs_dim, 2, n, ACTION_SCALE, hidden=16).eval()
-    est = DynamicsEstimator(obs_dim, n, len(MU_NAMES), hidden=16, action_scale=ACTION_SCALE).eval()
+    actor = mt.RecurrentActor(obs_dim, 2, n, ACTION_SCALE, hidden=16).eval()
+    est = mt.DynamicsEstimator(
+        obs_dim, n, len(MU_NAMES), hidden=16, action_scale=ACTION_SCALE
+    ).eval()
     folder.mkdir(parents=True, exist_ok=True)
-    p = export_policy(actor, folder / "policy.onnx", _metadata("policy", joint_names))
-    e = export_estimator(est, folder / "estimator.onnx", _metadata("estimator", joint_names))
+    metas = [_metadata(kind, joint_names) for kind in ("policy", "estimator")]
+    if obs_terms is not None:
+        metas = [dataclasses.replace(m, obs_terms=obs_terms) for m in metas]
+    p = mt.export_policy(actor, folder / "policy.onnx", metas[0])
+    e = mt.export_estimator(est, folder / "estimator.onnx", metas[1])
     return Path(p), Path(e)
 
 
@@ -83,11 +97,14 @@ def write_run(
     recorded_joint_order: list[str] | None = None,
     seed: int = 0,
     puck_gain: float = 0.12,
+    unknown_type_ticks: int = 0,
 ) -> dict:
     """Simulate a lock-step controller with the real runtimes and record it like the demo.
 
     Per tick: /clock, /joint_states, /puck_pose, then the policy action, the command and the
-    estimator outputs (published after the inputs they were computed from). Returns counts.
+    estimator outputs (published after the inputs they were computed from). The first
+    ``unknown_type_ticks`` ticks also record one message on :data:`UNKNOWN_TOPIC`, of
+    :data:`UNKNOWN_TYPE`, a type no typestore knows. Returns counts.
     """
     from meta_control.runtime import EstimatorRuntime, PolicyRuntime
 
@@ -103,40 +120,44 @@ def write_run(
     ticks = 0
     finals: list[float] = []
     with B.BagWriter(path, cfg) as w:
+        if unknown_type_ticks:
+            w.add_topic(UNKNOWN_TOPIC, UNKNOWN_TYPE, msgdef="int32 x", rihs01="RIHS01_" + "0" * 64)
         for _ in range(episodes):
             mu = rng.uniform(-1, 1, len(MU_NAMES))
             goal = rng.uniform(-0.15, 0.15, 2)
             q = rng.uniform(-0.3, 0.3, len(joints))
             dq = np.zeros(len(joints))
             puck = np.array([rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1), 0.02])
-            w.write(B.TOPIC_GOAL_POSE, t, f.pose_stamped(t, [goal[0], goal[1], 0.0]))
-            w.write(B.TOPIC_TRUE_DYNAMICS, t + 1000, f.float64_array(mu, MU_NAMES))
+            w.write(T.TOPIC_GOAL_POSE, t, f.pose_stamped(t, [goal[0], goal[1], 0.0]))
+            w.write(T.TOPIC_TRUE_DYNAMICS, t + 1000, f.float64_array(mu, MU_NAMES))
             policy.reset()
             if est is not None:
                 est.reset()
             prev_a = np.zeros(len(joints))
             for _ in range(steps):
                 t += PERIOD_NS
-                w.write(B.TOPIC_CLOCK, t, f.clock(t))
+                w.write(T.TOPIC_CLOCK, t, f.clock(t))
+                if ticks < unknown_type_ticks:
+                    w.write_raw(UNKNOWN_TOPIC, t, b"\x00\x01\x00\x00\x07\x00\x00\x00")
                 # the receive (log) time lags the header stamp by 1.5 ms
                 w.write(
-                    B.TOPIC_JOINT_STATES,
+                    T.TOPIC_JOINT_STATES,
                     t + 1_500_000,
                     f.joint_state(t, order, q[perm], dq[perm]),
                 )
-                w.write(B.TOPIC_PUCK_POSE, t + 1_600_000, f.pose_stamped(t, puck))
+                w.write(T.TOPIC_PUCK_POSE, t + 1_600_000, f.pose_stamped(t, puck))
                 last_puck = puck.copy()
                 obs = np.concatenate([q, dq, puck])
                 a = policy.step(obs, goal)
                 rec_a = a + action_noise * rng.standard_normal(len(a))
-                w.write(B.TOPIC_POLICY_ACTION, t + 2_000_000, f.float64_array(rec_a, joints))
+                w.write(T.TOPIC_POLICY_ACTION, t + 2_000_000, f.float64_array(rec_a, joints))
                 cmd = np.clip(q + a, -2.8, 2.8)
-                w.write(B.TOPIC_COMMANDS, t + 2_100_000, f.float64_array(cmd))
+                w.write(T.TOPIC_COMMANDS, t + 2_100_000, f.float64_array(cmd))
                 if est is not None:
                     m, s = est.step(obs, prev_a)
-                    w.write(B.TOPIC_ESTIMATE, t + 2_200_000, f.float64_array(m, MU_NAMES))
-                    w.write(B.TOPIC_ESTIMATE_STD, t + 2_200_000, f.float64_array(s, MU_NAMES))
-                    w.write(B.TOPIC_OOD, t + 2_200_000, f.bool(est.ood(m, s)))
+                    w.write(T.TOPIC_ESTIMATE, t + 2_200_000, f.float64_array(m, MU_NAMES))
+                    w.write(T.TOPIC_ESTIMATE_STD, t + 2_200_000, f.float64_array(s, MU_NAMES))
+                    w.write(T.TOPIC_OOD, t + 2_200_000, f.bool(est.ood(m, s)))
                 prev_a = a
                 dq = (cmd - q) / (PERIOD_NS / 1e9)
                 q = cmd

@@ -2,16 +2,24 @@
 
 Every process runs with localhost-only discovery on a ROS domain of its own test run, and is
 started in its own process group so that it is always killed at the end.
+
+The tests of ``tests/ros2`` reach ``meta_train`` (networks and the ONNX exporter) through
+:func:`meta_train_api` only, so a change of meta_train's layout is followed in one place. Test
+modules import this file as ``ros_helpers``: pytest's default (``prepend``) import mode puts the
+folder of a test module without ``__init__.py`` first on ``sys.path``.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,8 +27,19 @@ import numpy as np
 
 from meta_control.runtime import ModelMetadata
 
-PKG = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "meta_control"
+REPO = Path(__file__).resolve().parents[2]
+PKG = REPO / "ros2_ws" / "src" / "meta_control"
 CONFIG = PKG / "config"
+
+
+def console_scripts() -> dict[str, str]:
+    """The package's console scripts from its setup.py: name -> ``module:function``."""
+    tree = ast.parse((PKG / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.keyword) and node.arg == "entry_points":
+            entries = ast.literal_eval(node.value)["console_scripts"]
+            return {e.split("=")[0].strip(): e.split("=")[1].strip() for e in entries}
+    raise AssertionError("setup.py has no console_scripts")
 
 
 def ros_env(offset: int = 0) -> dict[str, str]:
@@ -34,8 +53,27 @@ def ros_env(offset: int = 0) -> dict[str, str]:
     return {**os.environ, **env}
 
 
+def meta_train_api() -> types.SimpleNamespace:
+    """The meta_train names these tests use, imported lazily (torch is slow to import):
+    ``RecurrentActor`` and ``DynamicsEstimator`` (``meta_train.common.networks``),
+    ``export_policy`` and ``export_estimator`` (``meta_train.common.onnx_export``)."""
+    from meta_train.common.networks import DynamicsEstimator, RecurrentActor
+    from meta_train.common.onnx_export import export_estimator, export_policy
+
+    return types.SimpleNamespace(
+        RecurrentActor=RecurrentActor,
+        DynamicsEstimator=DynamicsEstimator,
+        export_policy=export_policy,
+        export_estimator=export_estimator,
+    )
+
+
+@functools.lru_cache(maxsize=4)
 def observation_ranges(robot: str, episodes: int = 6, seed: int = 0) -> tuple[np.ndarray, ...]:
-    """Observations of random-action rollouts (min, max, samples), as training would record."""
+    """Observations of random-action rollouts (min, max, samples), as training would record.
+
+    Cached per process (the rollouts are deterministic); callers must not modify the arrays.
+    """
     from sim.envs import PushEnv
 
     env = PushEnv(robot)
@@ -53,19 +91,36 @@ def observation_ranges(robot: str, episodes: int = 6, seed: int = 0) -> tuple[np
 
 
 def export_models(
-    root: Path, robot: str = "pusher", hidden: int = 16, seed: int = 0
+    root: Path,
+    robot: str = "pusher",
+    hidden: int = 16,
+    seed: int = 0,
+    *,
+    action_bias: float | None = None,
+    estimator_bias: tuple[float, float] | None = None,
 ) -> tuple[Path, Path]:
     """Export an untrained recurrent policy and estimator for ``robot`` into ``root``.
 
     Observation ranges come from random-action rollouts, widened by 50%, so the runtime's range
     check accepts the observations of ordinary episodes.
+
+    Args:
+        root: output folder (``<robot>_policy.onnx``, ``<robot>_estimator.onnx`` and sidecars).
+        robot: ``pusher`` or ``panda``.
+        hidden: width of the networks.
+        seed: torch seed of the initial weights.
+        action_bias: when set, the policy ignores its inputs: its output layer has zero weights
+            and this bias (before ``tanh``), so every action is ``tanh(bias) * max_offset`` on
+            every joint (saturated for ``|bias| >> 1``).
+        estimator_bias: when set, ``(mean, raw log-variance)`` biases of the estimator's output
+            layer, whose weights are zeroed: a constant estimate whatever the input (e.g.
+            ``(0, 1)`` gives a std of about 1.4, over the OOD threshold; ``(0, -6)`` about 0.05).
     """
     import torch
 
-    from meta_train.export import export_estimator, export_policy
-    from meta_train.networks import DynamicsEstimator, RecurrentActor
     from sim.envs import PushEnv
 
+    mt = meta_train_api()
     env = PushEnv(robot)
     lo, hi, samples = observation_ranges(robot, seed=seed)
     span = hi - lo
@@ -95,9 +150,13 @@ def export_models(
     )
     env.close()
     torch.manual_seed(seed)
-    actor = RecurrentActor(len(lo), 2, n, float(env.max_offset[0]), hidden=hidden)
+    actor = mt.RecurrentActor(len(lo), 2, n, float(env.max_offset[0]), hidden=hidden)
     actor.obs_norm.update(torch.as_tensor(samples, dtype=torch.float32))
-    policy = export_policy(
+    if action_bias is not None:
+        with torch.no_grad():
+            actor.out.weight.zero_()
+            actor.out.bias.fill_(action_bias)
+    policy = mt.export_policy(
         actor.eval(),
         root / f"{robot}_policy.onnx",
         ModelMetadata(
@@ -108,11 +167,17 @@ def export_models(
             **common,
         ),
     )
-    est = DynamicsEstimator(
-        len(lo), n, len(common["mu_names"]), hidden=hidden, action_scale=float(env.max_offset[0])
+    mu_dim = len(common["mu_names"])
+    est = mt.DynamicsEstimator(
+        len(lo), n, mu_dim, hidden=hidden, action_scale=float(env.max_offset[0])
     )
     est.obs_norm.update(torch.as_tensor(samples, dtype=torch.float32))
-    estimator = export_estimator(
+    if estimator_bias is not None:
+        with torch.no_grad():
+            est.out.weight.zero_()
+            est.out.bias[:mu_dim] = estimator_bias[0]
+            est.out.bias[mu_dim:] = estimator_bias[1]
+    estimator = mt.export_estimator(
         est.eval(),
         root / f"{robot}_estimator.onnx",
         ModelMetadata(kind="estimator", goal_dim=0, goal_low=[], goal_high=[], **common),
@@ -126,8 +191,12 @@ def start_node(
     params_file: Path | None = None,
     env: dict[str, str] | None = None,
     log: Path | None = None,
+    remaps: dict[str, str] | None = None,
 ) -> subprocess.Popen:
-    """Start ``python -m meta_control.<module>`` in its own process group."""
+    """Start ``python -m meta_control.<module>`` in its own process group.
+
+    ``remaps`` are ROS remapping rules (``-r from:=to``), e.g. ``{"__node": "other_name"}``.
+    """
     cmd = [sys.executable, "-m", f"meta_control.{module}", "--ros-args"]
     if params_file is not None:
         cmd += ["--params-file", str(params_file)]
@@ -135,6 +204,8 @@ def start_node(
         if isinstance(value, bool):
             value = str(value).lower()
         cmd += ["-p", f"{key}:={value}"]
+    for source, target in (remaps or {}).items():
+        cmd += ["-r", f"{source}:={target}"]
     out = open(log, "w") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(
         cmd, env=env or ros_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -15,6 +15,7 @@ import pytest
 
 from meta_control import bag_eval
 from meta_control import bags as B
+from meta_control import topics as T
 
 pytest.importorskip("torch")
 
@@ -53,7 +54,7 @@ def test_replay_reproduces_the_recorded_run(tmp_path: Path, models, storage: str
     assert [e["final_distance_m"] for e in eps] == pytest.approx(run["final_distances"])
     for e, d in zip(eps, run["final_distances"], strict=True):
         assert e["success_0.05"] == (d < 0.05) and e["success_0.07"] == (d < 0.07)
-    js = r["topics"][B.TOPIC_JOINT_STATES]
+    js = r["topics"][T.TOPIC_JOINT_STATES]
     assert js["count"] == 75 and js["latency_s"]["median"] == pytest.approx(0.0015)
     assert js["median_period_s"] == pytest.approx(0.04) and js["gaps_over_2x_median"] == 2
     assert r["read"]["damaged"] is False
@@ -111,14 +112,70 @@ def test_wrong_joint_names_and_contract_mismatch(tmp_path: Path, models, capsys)
     )
 
 
+def test_an_observation_term_the_nodes_do_not_provide_is_refused(
+    tmp_path: Path, models, capsys
+) -> None:
+    """Terms are matched by exact name and size, as the nodes match them: a ``puck_pos`` term
+    (which a substring match would have taken for the puck position) is refused."""
+    H.write_run(tmp_path / "bag", *models, episodes=1, steps=5)
+    terms = [
+        {"name": "joint_positions", "size": 3, "units": "rad"},
+        {"name": "joint_velocities", "size": 3, "units": "rad/s"},
+        {"name": "puck_pos", "size": 3, "units": "m"},
+    ]
+    odd = H.make_models(tmp_path / "m_odd", obs_terms=terms)
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "bag", odd, tmp_path / "o"),
+        "ContractMismatchError",
+        "policy: observation term 'puck_pos' is not one the ROS nodes provide",
+    )
+    _expect_error(
+        capsys,
+        _eval(tmp_path / "bag", (models[0], odd[1]), tmp_path / "o"),
+        "ContractMismatchError",
+        "estimator: observation term 'puck_pos'",
+    )
+    assert not (tmp_path / "o" / "report.json").exists()
+
+
+def test_frame_stacked_models_are_refused(models) -> None:
+    from meta_control.runtime import load_metadata
+
+    meta = load_metadata(models[0])
+    assert bag_eval._observation_assembler(meta).terms == (
+        "joint_positions",
+        "joint_velocities",
+        "puck_position",
+    )
+    with pytest.raises(B.ContractMismatchError, match="stacks 4 past frames"):
+        bag_eval._observation_assembler(dataclasses.replace(meta, history=4))
+
+
+def test_report_names_messages_of_unknown_type(tmp_path: Path, models) -> None:
+    """A topic of a type no typestore knows is skipped, not damage (exit 0), and both reports
+    say so: report.json counts it, report.md's summary names the topic, type and count."""
+    H.write_run(tmp_path / "bag", *models, episodes=1, steps=10, unknown_type_ticks=4)
+    assert _eval(tmp_path / "bag", models, tmp_path / "out", "--format", "json,md") == 0
+    r = _report(tmp_path / "out")
+    assert r["read"]["messages_unknown_type"] == {H.UNKNOWN_TOPIC: 4}
+    assert r["read"]["unknown_types"] == {H.UNKNOWN_TOPIC: H.UNKNOWN_TYPE}
+    assert r["read"]["damaged"] is False and r["n_ticks"] == 10
+    md = (tmp_path / "out" / "report.md").read_text()
+    (line,) = [x for x in md.splitlines() if x.startswith("- bag read:")]
+    assert "nothing skipped" not in line
+    assert f"4 message(s) of unknown type ({H.UNKNOWN_TOPIC}: {H.UNKNOWN_TYPE} x4)" in line
+    assert r["read_summary"] in line
+
+
 def test_missing_topic_unknown_type_and_corrupt_bag(tmp_path: Path, models, capsys) -> None:
     f = B.MessageFactory()
     with B.BagWriter(tmp_path / "nopuck") as w:
         for i in range(5):
             t = 10**9 + i
-            w.write(B.TOPIC_GOAL_POSE, t, f.pose_stamped(t, [0, 0, 0]))
-            w.write(B.TOPIC_JOINT_STATES, t, f.joint_state(t, H.JOINTS, [0] * 3, [0] * 3))
-            w.write(B.TOPIC_POLICY_ACTION, t + 1, f.float64_array([0] * 3, H.JOINTS))
+            w.write(T.TOPIC_GOAL_POSE, t, f.pose_stamped(t, [0, 0, 0]))
+            w.write(T.TOPIC_JOINT_STATES, t, f.joint_state(t, H.JOINTS, [0] * 3, [0] * 3))
+            w.write(T.TOPIC_POLICY_ACTION, t + 1, f.float64_array([0] * 3, H.JOINTS))
     _expect_error(
         capsys,
         _eval(tmp_path / "nopuck", models, tmp_path / "o"),
@@ -126,7 +183,7 @@ def test_missing_topic_unknown_type_and_corrupt_bag(tmp_path: Path, models, caps
         "/puck_pose",
     )
     with B.BagWriter(tmp_path / "badtype") as w:
-        w.write(B.TOPIC_PUCK_POSE, 1, f.bool(True))
+        w.write(T.TOPIC_PUCK_POSE, 1, f.bool(True))
     _expect_error(
         capsys,
         _eval(tmp_path / "badtype", models, tmp_path / "o"),
@@ -173,8 +230,6 @@ def test_truncated_bag_is_evaluated_and_reported(tmp_path: Path, models, capsys)
 
 
 def test_cli_process_exits_2_without_traceback(tmp_path: Path, models) -> None:
-    pkg = Path(__file__).resolve().parents[2] / "ros2_ws" / "src" / "meta_control"
-    env = {**os.environ, "PYTHONPATH": str(pkg)}
     proc = subprocess.run(
         [
             sys.executable,
@@ -188,7 +243,6 @@ def test_cli_process_exits_2_without_traceback(tmp_path: Path, models) -> None:
         ],
         capture_output=True,
         text=True,
-        env=env,
         timeout=60,
     )
     assert proc.returncode == 2
@@ -209,7 +263,7 @@ def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
     streams = _streams(
         # goal 0 logged at t=0 (stamp 1000), goal 1 logged at t=35 (stamp 5000)
         goal_t=np.array([0, 35]),
-        stamp_t={B.TOPIC_GOAL_POSE: np.array([1000, 5000])},
+        stamp_t={T.TOPIC_GOAL_POSE: np.array([1000, 5000])},
         # ticks logged at 10, 20, 30 (input stamps 1000, 1040, 5000), then 40 (5040)
         action_t=np.array([10, 20, 30, 40]),
         action_stamp=np.array([1000, 1040, 5000, 5040]),
@@ -225,7 +279,7 @@ def test_a_tick_logged_before_its_goal_gets_that_goal_by_stamp():
     assert bag_eval._latest(backlog.goal_t, ticks).tolist() == [0, 1, 1, 1]
     assert bag_eval._goal_for_ticks(backlog, ticks, True).tolist() == [0, 0, 1, 1]
     # wall-clock goal stamps that match no input stamp: not lock-step, receive order
-    wall = dataclasses.replace(backlog, stamp_t={B.TOPIC_GOAL_POSE: np.array([1001, 4999])})
+    wall = dataclasses.replace(backlog, stamp_t={T.TOPIC_GOAL_POSE: np.array([1001, 4999])})
     assert bag_eval._goal_for_ticks(wall, ticks, True).tolist() == [0, 1, 1, 1]
 
 
@@ -244,8 +298,8 @@ def test_an_episode_ends_before_the_next_episodes_first_state_by_stamp():
             [[0.3, 0, 0], [0.1, 0, 0], [0.01, 0, 0], [0.5, 0, 0], [0.9, 0, 0], [0.97, 0, 0]]
         ),
         stamp_t={
-            B.TOPIC_GOAL_POSE: np.array([1000, 5000]),
-            B.TOPIC_PUCK_POSE: np.array([1000, 1040, 1080, 5000, 5040, 5080]),
+            T.TOPIC_GOAL_POSE: np.array([1000, 5000]),
+            T.TOPIC_PUCK_POSE: np.array([1000, 1040, 1080, 5000, 5040, 5080]),
         },
     )
     eps = bag_eval.task_outcome(streams)["episodes"]

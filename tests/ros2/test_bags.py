@@ -11,6 +11,7 @@ from rosbags.rosbag2 import Reader
 from ruamel.yaml import YAML
 
 from meta_control import bags as B
+from meta_control import topics as T
 
 NAMES = ["j1", "j2"]
 STORAGES = ["mcap", "sqlite3"]
@@ -31,7 +32,7 @@ def _write(
     w = B.BagWriter(path, cfg)
     for i in range(n):
         t = 1_000_000_000 + i * 10_000_000
-        w.write(B.TOPIC_JOINT_STATES, t, f.joint_state(t, NAMES, [float(i), 0.5], [0.0, -1.0]))
+        w.write(T.TOPIC_JOINT_STATES, t, f.joint_state(t, NAMES, [float(i), 0.5], [0.0, -1.0]))
         if snapshot_at is not None and i == snapshot_at:
             shutil.copytree(path, snapshot)  # what is on disk if the recorder died here
     w.close()
@@ -60,7 +61,7 @@ def test_split_bag_is_a_standard_rosbag2_bag(tmp_path: Path, storage: str) -> No
     assert len(recs) == 2500 and not reader.report.damaged
     assert [r.msg.position[0] for r in recs] == [float(i) for i in range(2500)]
     assert list(recs[7].msg.name) == NAMES
-    assert B.stamp_ns(recs[7].msg.header.stamp) == recs[7].log_time_ns
+    assert T.stamp_ns(recs[7].msg.header.stamp) == recs[7].log_time_ns
 
 
 @pytest.mark.parametrize("storage", STORAGES)
@@ -100,7 +101,7 @@ def test_mcap_salvage_recovers_complete_chunks(tmp_path: Path) -> None:
     cut.write_bytes(data[: int(len(data) * 0.75)])
     msgs = B.salvage_mcap(cut)
     assert 600 <= len(msgs) < 1000 and len(msgs) % 100 == 0  # whole chunks only
-    assert msgs[0][1] == B.TOPIC_JOINT_STATES and msgs[0][2] == "sensor_msgs/msg/JointState"
+    assert msgs[0][1] == T.TOPIC_JOINT_STATES and msgs[0][2] == "sensor_msgs/msg/JointState"
 
 
 def test_garbage_files_are_skipped_and_reported(tmp_path: Path) -> None:
@@ -129,11 +130,11 @@ def test_raw_cdr_from_rclpy_is_written_and_read(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="size mismatch"):
         B.typestore_for().deserialize_cdr(raw, "sensor_msgs/msg/JointState")
     with B.BagWriter(tmp_path / "bag", B.BagWriterConfig(storage="sqlite3")) as w:
-        w.write_raw(B.TOPIC_JOINT_STATES, 3_000_000_007, raw)
+        w.write_raw(T.TOPIC_JOINT_STATES, 3_000_000_007, raw)
     (rec,) = list(B.BagReader(tmp_path / "bag"))
     assert list(rec.msg.name) == NAMES
     np.testing.assert_array_equal(rec.msg.position, [0.25, -0.5])
-    assert B.stamp_ns(rec.msg.header.stamp) == 3_000_000_007
+    assert T.stamp_ns(rec.msg.header.stamp) == 3_000_000_007
 
 
 def test_unknown_types_are_skipped_and_type_mismatch_is_an_error(tmp_path: Path) -> None:
@@ -143,12 +144,14 @@ def test_unknown_types_are_skipped_and_type_mismatch_is_an_error(tmp_path: Path)
             "/custom", "acme_msgs/msg/Widget", msgdef="int32 x", rihs01="RIHS01_" + "0" * 64
         )
         w.write_raw("/custom", 5, b"\x00\x01\x00\x00\x07\x00\x00\x00")
-        w.write(B.TOPIC_E_STOP, 6, f.bool(True))
+        w.write(T.TOPIC_E_STOP, 6, f.bool(True))
     reader = B.BagReader(tmp_path / "bag")
     recs = list(reader)
-    assert [r.topic for r in recs] == [B.TOPIC_E_STOP] and recs[0].msg.data is True
+    assert [r.topic for r in recs] == [T.TOPIC_E_STOP] and recs[0].msg.data is True
     assert reader.report.unknown_types == {"/custom": "acme_msgs/msg/Widget"}
     assert not reader.report.damaged
+    summary = reader.report.summary()
+    assert summary == "1 message(s) of unknown type (/custom: acme_msgs/msg/Widget x1)"
     strict = B.BagReader(tmp_path / "bag", expected_types={"/custom": "std_msgs/msg/Int32"})
     with pytest.raises(B.UnknownMessageTypeError, match="/custom holds acme_msgs/msg/Widget"):
         list(strict)
@@ -165,4 +168,4 @@ def test_writer_refuses_bad_input(tmp_path: Path) -> None:
         w.add_topic("/not_contract")
     w.close()
     with pytest.raises(B.BagWriteError, match="closed"):
-        w.write(B.TOPIC_E_STOP, 1, B.MessageFactory().bool(False))
+        w.write(T.TOPIC_E_STOP, 1, B.MessageFactory().bool(False))

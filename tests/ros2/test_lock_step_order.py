@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 from ros_helpers import CONFIG, export_models, nodes, ros_env, start_node
 
-from meta_control.bags import STAMP_NANOSEC_LABEL, STAMP_SEC_LABEL, action_input_stamp_ns
 from meta_control.config import LOCK_STEP_EPISODE_GAP_S
 from meta_control.runtime import EstimatorRuntime, PolicyRuntime
+from meta_control.topics import STAMP_NANOSEC_LABEL, STAMP_SEC_LABEL, action_input_stamp_ns
 
 pytestmark = pytest.mark.ros
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from meta_control import bags as B
+from meta_control import topics as T
 
 pytestmark = pytest.mark.ros
 
@@ -60,8 +61,8 @@ def test_recorder_writes_published_topics_and_closes_on_sigterm(
     rclpy.init()
     node = rclpy.create_node("recorder_test_pub")
     try:
-        js_pub = node.create_publisher(JointState, B.TOPIC_JOINT_STATES, qos_profile_sensor_data)
-        act_pub = node.create_publisher(Float64MultiArray, B.TOPIC_POLICY_ACTION, 100)
+        js_pub = node.create_publisher(JointState, T.TOPIC_JOINT_STATES, qos_profile_sensor_data)
+        act_pub = node.create_publisher(Float64MultiArray, T.TOPIC_POLICY_ACTION, 100)
         deadline = time.monotonic() + 20
         while js_pub.get_subscription_count() == 0 or act_pub.get_subscription_count() == 0:
             assert time.monotonic() < deadline, "recorder never subscribed"
@@ -87,8 +88,8 @@ def test_recorder_writes_published_topics_and_closes_on_sigterm(
     reader = B.BagReader(bag)
     recs = list(reader)
     assert not reader.report.damaged and not (bag / ".recording").exists()
-    js = [r for r in recs if r.topic == B.TOPIC_JOINT_STATES]
-    acts = [r for r in recs if r.topic == B.TOPIC_POLICY_ACTION]
+    js = [r for r in recs if r.topic == T.TOPIC_JOINT_STATES]
+    acts = [r for r in recs if r.topic == T.TOPIC_POLICY_ACTION]
     assert len(acts) == 100  # reliable topic: nothing lost on localhost
     # best effort sensor QoS may drop a few; decoding rclpy CDR (padded effort) must work
     assert len(js) >= 50 and all(r.msg.name == ["j1", "j2"] for r in js)

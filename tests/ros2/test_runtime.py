@@ -26,8 +26,8 @@ from meta_control.runtime import (
     contract_hash,
     sidecar_path,
 )
-from meta_train.export import export_estimator, export_policy
-from meta_train.networks import DynamicsEstimator, RecurrentActor
+from meta_train.common.networks import DynamicsEstimator, RecurrentActor
+from meta_train.common.onnx_export import export_estimator, export_policy
 
 OBS, GOAL, ACT, MU, H = 5, 3, 2, 2, 16
 OBS_LOW, OBS_HIGH = -1.0, 1.0

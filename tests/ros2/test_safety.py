@@ -1,4 +1,5 @@
-"""Plain-module tests of the controller's safety logic and observation assembly (no ROS)."""
+"""Plain-module tests of the controller's safety logic and loop statistics (no ROS); the
+observation assembly is tested in ``test_observation.py``."""
 
 from __future__ import annotations
 
@@ -6,57 +7,7 @@ import numpy as np
 import pytest
 
 from meta_control.metrics import RollingStats, jitter, sorted_percentiles
-from meta_control.observation import (
-    JointMapper,
-    ObservationError,
-    assemble,
-    check_terms,
-    label,
-    parse_label,
-)
 from meta_control.safety import CommandLimiter, Freshness, HoldReason, stamp_age_s
-
-TERMS = [
-    {"name": "joint_positions", "size": 2, "units": "rad"},
-    {"name": "joint_velocities", "size": 2, "units": "rad/s"},
-    {"name": "puck_position", "size": 3, "units": "m"},
-]
-
-
-def test_mapper_reorders_and_ignores_extra_joints() -> None:
-    mapper = JointMapper(["a", "b"])
-    q, dq = mapper.map(["finger", "b", "a"], [9.0, 2.0, 1.0], [0.9, 0.2, 0.1])
-    np.testing.assert_array_equal(q, [1.0, 2.0])
-    np.testing.assert_array_equal(dq, [0.1, 0.2])
-
-
-@pytest.mark.parametrize(
-    ("names", "pos", "vel"),
-    [
-        (["a"], [1.0], [0.0]),  # missing joint
-        (["a", "a"], [1.0, 1.0], [0.0, 0.0]),  # duplicate
-        (["a", "b"], [1.0], [0.0, 0.0]),  # wrong position count
-        (["a", "b"], [1.0, 2.0], []),  # no velocities
-    ],
-)
-def test_mapper_refuses_wrong_names_or_counts(names, pos, vel) -> None:
-    with pytest.raises(ObservationError):
-        JointMapper(["a", "b"]).map(names, pos, vel)
-
-
-def test_assemble_follows_the_metadata_order() -> None:
-    check_terms(TERMS, 2)
-    obs = assemble(TERMS, np.array([1.0, 2.0]), np.array([3.0, 4.0]), np.array([5.0, 6.0, 7.0]))
-    np.testing.assert_array_equal(obs, [1, 2, 3, 4, 5, 6, 7])
-    with pytest.raises(ValueError, match="not one the ROS nodes provide"):
-        check_terms([{"name": "ee_pose", "size": 7, "units": "m"}], 2)
-    with pytest.raises(ValueError, match="size"):
-        check_terms(TERMS, 3)
-
-
-def test_labels_round_trip() -> None:
-    assert parse_label(label(["j1", "j2"])) == ["j1", "j2"]
-    assert parse_label("") == []
 
 
 def test_freshness_uses_stamp_and_reception_age() -> None:

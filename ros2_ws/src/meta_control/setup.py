@@ -1,10 +1,18 @@
-"""ament_python build script for the meta_control ROS 2 package."""
+"""ament_python build script for the meta_control ROS 2 package.
+
+Installs, besides the Python package and its console scripts (into ``lib/meta_control``, see
+setup.cfg), the package's data into ``share/meta_control``: ``package.xml``, the pip
+requirements without a rosdep key, the launch files, the node configs and the shipped models.
+``models`` is a symlink to the repository's top-level ``models/`` folder; ``glob`` and the
+installers follow it, so ``pip install`` and ``colcon build`` copy the files themselves.
+"""
 
 from glob import glob
 
 from setuptools import find_packages, setup
 
 package_name = "meta_control"
+share = "share/" + package_name
 
 setup(
     name=package_name,
@@ -12,8 +20,10 @@ setup(
     packages=find_packages(exclude=["test"]),
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
-        ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/config", glob("config/*.yaml")),
+        (share, ["package.xml", "requirements.txt"]),
+        (share + "/launch", sorted(glob("launch/*.launch.py"))),
+        (share + "/config", sorted(glob("config/*.yaml"))),
+        (share + "/models", sorted(glob("models/*.onnx") + glob("models/*.json"))),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

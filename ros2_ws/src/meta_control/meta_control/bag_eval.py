@@ -4,8 +4,10 @@
 
 The bag (MCAP or sqlite3, read with ``rosbags`` through :class:`~meta_control.bags.BagReader`)
 is turned into arrays (:func:`extract_streams`), the observation stream the controller saw is
-rebuilt, and the policy and estimator are stepped offline, deterministically
-(:func:`evaluate`). Reports: ``report.json``, ``report.md`` and PNG plots.
+rebuilt with the nodes' own :class:`~meta_control.observation.ObservationAssembler` (a model
+whose observation terms the nodes could not fill is refused), and the policy and estimator are
+stepped offline, deterministically (:func:`evaluate`). Reports: ``report.json``, ``report.md``
+and PNG plots.
 
 Pairing (how a control tick is rebuilt): each recorded ``/meta_controller/policy_action``
 message is one tick (``/forward_position_controller/commands`` when the bag has no policy
@@ -44,14 +46,6 @@ from typing import Any
 import numpy as np
 
 from meta_control.bags import (
-    CONTRACT_TOPICS,
-    TOPIC_COMMANDS,
-    TOPIC_ESTIMATE,
-    TOPIC_GOAL_POSE,
-    TOPIC_JOINT_STATES,
-    TOPIC_POLICY_ACTION,
-    TOPIC_PUCK_POSE,
-    TOPIC_TRUE_DYNAMICS,
     BagCorruptError,
     BagDamagedError,
     BagError,
@@ -62,6 +56,17 @@ from meta_control.bags import (
     MissingTopicError,
     ReadReport,
     UnknownMessageTypeError,
+)
+from meta_control.observation import ObservationAssembler, ObsTermError
+from meta_control.topics import (
+    CONTRACT_TOPICS,
+    TOPIC_COMMANDS,
+    TOPIC_ESTIMATE,
+    TOPIC_GOAL_POSE,
+    TOPIC_JOINT_STATES,
+    TOPIC_POLICY_ACTION,
+    TOPIC_PUCK_POSE,
+    TOPIC_TRUE_DYNAMICS,
     action_input_stamp_ns,
     stamp_ns,
 )
@@ -292,33 +297,17 @@ def extract_streams(
 # --------------------------------------------------------------------------------------------
 
 
-def _obs_layout(meta: Any, n_joints: int) -> list[tuple[str, int]]:
-    """Map the model's ``obs_terms`` to (source, size): source in q, dq, puck."""
-    if getattr(meta, "history", 0):
-        raise ContractMismatchError(
-            f"model stacks {meta.history} past frames; replay supports single-frame models only"
-        )
-    layout: list[tuple[str, int]] = []
-    for term in meta.obs_terms:
-        name, size = str(term["name"]).lower(), int(term["size"])
-        if "puck" in name or "object" in name:
-            source, expected = "puck", (2, 3)
-        elif "vel" in name:
-            source, expected = "dq", (n_joints,)
-        elif "pos" in name or "joint" in name or name in ("q", "qpos"):
-            source, expected = "q", (n_joints,)
-        else:
-            raise ContractMismatchError(
-                f"observation term {term['name']!r} is not in the recorded streams (joint "
-                "positions, joint velocities, puck position)"
-            )
-        if size not in expected:
-            raise ContractMismatchError(
-                f"observation term {term['name']!r} has size {size}, recorded streams give "
-                f"{' or '.join(map(str, expected))}"
-            )
-        layout.append((source, size))
-    return layout
+def _observation_assembler(meta: Any, what: str = "policy") -> ObservationAssembler:
+    """The assembler of ``meta``'s observation, exactly as the nodes build it (term names and
+    sizes checked strictly; frame-stacked models refused).
+
+    Raises:
+        ContractMismatchError: a term the recorded streams cannot fill, or ``history > 0``.
+    """
+    try:
+        return ObservationAssembler.for_model(meta)
+    except ObsTermError as exc:
+        raise ContractMismatchError(f"{what}: {exc}") from None
 
 
 def check_contract(meta: Any, streams: Streams, what: str = "policy") -> None:
@@ -589,7 +578,7 @@ def evaluate(
             f"bag has neither {TOPIC_POLICY_ACTION} nor {TOPIC_COMMANDS} messages"
         )
     check_contract(meta, streams)
-    layout = _obs_layout(meta, len(meta.joint_names))
+    assembler = _observation_assembler(meta, "policy")
     if estimator is not None:
         emeta = estimator.metadata
         if list(emeta.joint_names) != list(meta.joint_names):
@@ -600,7 +589,7 @@ def evaluate(
             raise ContractMismatchError(
                 f"estimator act_dim {emeta.act_dim} != policy act_dim {meta.act_dim}"
             )
-        elayout = _obs_layout(emeta, len(emeta.joint_names))
+        est_assembler = _observation_assembler(emeta, "estimator")
         _check_mu(emeta, streams)
     use_actions = bool(len(streams.action_t))
     tick_t = streams.action_t if use_actions else streams.cmd_t
@@ -616,15 +605,6 @@ def evaluate(
     episode = np.full(n_ticks, -1, dtype=np.int64)
     step_in = np.full(n_ticks, -1, dtype=np.int64)
     skipped = {"ticks_before_inputs": 0, "policy_inputs_rejected": 0, "estimator_rejected": 0}
-    sources = {"q": streams.q, "dq": streams.dq, "puck": streams.puck_xyz}
-
-    def build(lay: list[tuple[str, int]], j: int, p: int) -> np.ndarray:
-        parts = []
-        for source, size in lay:
-            row = sources[source][p if source == "puck" else j]
-            parts.append(row[:size])
-        return np.concatenate(parts)
-
     prev_goal, step = -2, 0
     prev_action = np.zeros(act_dim)
     for k in tqdm(
@@ -646,14 +626,15 @@ def evaluate(
             prev_action = np.zeros(act_dim)
         episode[k], step_in[k] = g, step
         step += 1
-        obs = build(layout, j, p)
+        q, dq, puck = streams.q[j], streams.dq[j], streams.puck_xyz[p]
         try:
-            replayed[k] = policy.step(obs, streams.goal_xy[g])
+            replayed[k] = policy.step(assembler.fill(q, dq, puck), streams.goal_xy[g])
         except InputRejected:
             skipped["policy_inputs_rejected"] += 1
         if estimator is not None:
             try:
-                est_mean[k], est_std[k] = estimator.step(build(elayout, j, p), prev_action)
+                est_obs = est_assembler.fill(q, dq, puck)
+                est_mean[k], est_std[k] = estimator.step(est_obs, prev_action)
             except InputRejected:
                 skipped["estimator_rejected"] += 1
         prev_action = streams.action[k] if use_actions else np.nan_to_num(replayed[k])

@@ -1,8 +1,9 @@
 """Record and read rosbag2 bags of the meta-controller topics, without ROS.
 
-Everything here uses the pure-Python ``rosbags`` library, so bags can be written by the
-recorder node (raw CDR bytes from rclpy raw subscriptions) or by scripts and tests (message
-objects serialised with rosbags' typestore), and read back on machines without ROS.
+Everything here uses the pure-Python ``rosbags`` library, so bags can be written by the recorder
+node (raw CDR bytes from rclpy raw subscriptions) or by scripts and tests (message objects
+serialised with rosbags' typestore), and read back on machines without ROS. Topic names and
+types come from :mod:`meta_control.topics`.
 
 Crash safety ("an interrupted recording loses at most the last chunk"):
 
@@ -43,59 +44,7 @@ from rosbags.rosbag2.metadata import dump_qos_v8, dump_qos_v9
 from rosbags.typesys import Stores, get_typestore
 from ruamel.yaml import YAML
 
-# --------------------------------------------------------------------------------------------
-# Topic contract
-# --------------------------------------------------------------------------------------------
-
-TOPIC_JOINT_STATES = "/joint_states"
-TOPIC_PUCK_POSE = "/puck_pose"
-TOPIC_GOAL_POSE = "/goal_pose"
-TOPIC_COMMANDS = "/forward_position_controller/commands"
-TOPIC_POLICY_ACTION = "/meta_controller/policy_action"
-STAMP_SEC_LABEL = "stamp_sec"
-STAMP_NANOSEC_LABEL = "stamp_nanosec"
-"""Labels of the optional ``layout.dim[1:3]`` of a policy action: their ``size`` fields carry the
-header stamp of the joint state the action was computed from."""
-
-
-def action_input_stamp_ns(msg) -> int:
-    """The stamp (ns) of the joint state a policy action was computed from, carried in its
-    layout (:data:`STAMP_SEC_LABEL`, :data:`STAMP_NANOSEC_LABEL`), or -1 when it has none.
-    Works on rclpy and on rosbags messages alike."""
-    dims = msg.layout.dim
-    if (
-        len(dims) >= 3
-        and dims[1].label == STAMP_SEC_LABEL
-        and dims[2].label == STAMP_NANOSEC_LABEL
-    ):
-        return int(dims[1].size) * 1_000_000_000 + int(dims[2].size)
-    return -1
-TOPIC_TRUE_DYNAMICS = "/true_dynamics"
-TOPIC_ESTIMATE = "/dynamics_estimate"
-TOPIC_ESTIMATE_STD = "/dynamics_estimate_std"
-TOPIC_OOD = "/dynamics_ood"
-TOPIC_E_STOP = "/e_stop"
-TOPIC_CLOCK = "/clock"
-TOPIC_DIAGNOSTICS = "/diagnostics"
-
-#: Every topic of the contract and its ROS 2 message type.
-CONTRACT_TOPICS: dict[str, str] = {
-    TOPIC_JOINT_STATES: "sensor_msgs/msg/JointState",
-    TOPIC_PUCK_POSE: "geometry_msgs/msg/PoseStamped",
-    TOPIC_GOAL_POSE: "geometry_msgs/msg/PoseStamped",
-    TOPIC_COMMANDS: "std_msgs/msg/Float64MultiArray",
-    TOPIC_POLICY_ACTION: "std_msgs/msg/Float64MultiArray",
-    TOPIC_TRUE_DYNAMICS: "std_msgs/msg/Float64MultiArray",
-    TOPIC_ESTIMATE: "std_msgs/msg/Float64MultiArray",
-    TOPIC_ESTIMATE_STD: "std_msgs/msg/Float64MultiArray",
-    TOPIC_OOD: "std_msgs/msg/Bool",
-    TOPIC_E_STOP: "std_msgs/msg/Bool",
-    TOPIC_CLOCK: "rosgraph_msgs/msg/Clock",
-    TOPIC_DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
-}
-
-#: Topics published with ``qos_profile_sensor_data`` (best effort, keep last 5).
-SENSOR_TOPICS: frozenset[str] = frozenset({TOPIC_JOINT_STATES, TOPIC_PUCK_POSE})
+from meta_control.topics import CONTRACT_TOPICS, SENSOR_TOPICS
 
 STORAGES: tuple[str, ...] = ("mcap", "sqlite3")
 _SUFFIX = {"mcap": ".mcap", "sqlite3": ".db3"}
@@ -170,11 +119,6 @@ def deserialize(typestore: Any, rawdata: bytes | memoryview, msgtype: str) -> An
     if pos + 4 + 7 < len(rawdata) or pos + 4 > len(rawdata):
         raise ValueError(f"CDR size mismatch for {msgtype} ({len(rawdata)} B, used {pos + 4})")
     return message
-
-
-def stamp_ns(stamp: Any) -> int:
-    """Nanoseconds of a builtin_interfaces/Time."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class MessageFactory:
@@ -597,7 +541,8 @@ class ReadReport:
         }
 
     def summary(self) -> str:
-        """One line describing what was skipped."""
+        """One line naming everything that was skipped: files skipped, salvaged or cut short,
+        undecodable messages and messages of unknown type (per topic), metadata problems."""
         parts = []
         for name, what in (
             ("skipped", self.files_skipped),
@@ -608,7 +553,14 @@ class ReadReport:
                 detail = "; ".join(f"{k}: {v}" for k, v in sorted(what.items()))
                 parts.append(f"{len(what)} file(s) {name} ({detail})")
         if (n := sum(self.messages_undecodable.values())) > 0:
-            parts.append(f"{n} undecodable message(s)")
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(self.messages_undecodable.items()))
+            parts.append(f"{n} undecodable message(s) ({detail})")
+        if (n := sum(self.messages_unknown_type.values())) > 0:
+            detail = "; ".join(
+                f"{topic}: {self.unknown_types.get(topic, '?')} x{count}"
+                for topic, count in sorted(self.messages_unknown_type.items())
+            )
+            parts.append(f"{n} message(s) of unknown type ({detail})")
         if self.metadata_problem:
             parts.append(self.metadata_problem)
         return "; ".join(parts) if parts else "nothing skipped"

@@ -10,18 +10,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-TOPIC_JOINT_STATES = "/joint_states"
-TOPIC_PUCK_POSE = "/puck_pose"
-TOPIC_GOAL_POSE = "/goal_pose"
-TOPIC_COMMANDS = "/forward_position_controller/commands"
-TOPIC_POLICY_ACTION = "/meta_controller/policy_action"
-TOPIC_TRUE_DYNAMICS = "/true_dynamics"
-TOPIC_ESTIMATE = "/dynamics_estimate"
-TOPIC_ESTIMATE_STD = "/dynamics_estimate_std"
-TOPIC_OOD = "/dynamics_ood"
-TOPIC_E_STOP = "/e_stop"
-TOPIC_EPISODE_RESULT = "/sim_arm/episode_result"
-"""Evaluation-only topic of the simulated arm (one labelled array per finished episode)."""
+from meta_control.topics import (
+    TOPIC_COMMANDS,
+    TOPIC_E_STOP,
+    TOPIC_GOAL_POSE,
+    TOPIC_JOINT_STATES,
+    TOPIC_POLICY_ACTION,
+    TOPIC_PUCK_POSE,
+)
 
 EPISODE_RESULT_FIELDS = (
     "episode",
@@ -35,7 +31,8 @@ EPISODE_RESULT_FIELDS = (
     "rtt_max_ms",
     "lock_step_timeouts",
 )
-"""Order of the values on :data:`TOPIC_EPISODE_RESULT` (also its ``dim[0].label``)."""
+"""Order of the values on :data:`~meta_control.topics.TOPIC_EPISODE_RESULT` (also its
+``dim[0].label``)."""
 
 LOCK_STEP_EPISODE_GAP_S = 1.0
 """The lock-step contract between the simulated arm, the goal publisher and the consumers

@@ -41,14 +41,14 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension
 
-from meta_control.bags import STAMP_NANOSEC_LABEL, STAMP_SEC_LABEL
-from meta_control.config import (
-    LOCK_STEP_EPISODE_GAP_S,
-    TOPIC_POLICY_ACTION,
-    ControllerConfig,
-)
+from meta_control.config import LOCK_STEP_EPISODE_GAP_S, ControllerConfig
 from meta_control.metrics import RollingStats
-from meta_control.observation import JointMapper, ObservationError, check_terms
+from meta_control.observation import (
+    JointMapper,
+    ObservationAssembler,
+    ObservationError,
+    ObsTermError,
+)
 from meta_control.paths import default_model
 from meta_control.ros_common import (
     declare_config,
@@ -60,11 +60,15 @@ from meta_control.ros_common import (
 )
 from meta_control.runtime import InputRejected, ModelError, PolicyRuntime
 from meta_control.safety import CommandLimiter, Freshness, HoldReason
+from meta_control.topics import (
+    STAMP_NANOSEC_LABEL,
+    STAMP_SEC_LABEL,
+    TOPIC_DIAGNOSTICS,
+    TOPIC_POLICY_ACTION,
+    stamp_s,
+)
 
 NODE_NAME = "meta_controller"
-
-_TERM_ATTRS = {"joint_positions": "_q", "joint_velocities": "_dq", "puck_position": "_puck"}
-"""Observation term -> the attribute holding its latest value."""
 
 HOLD_MARGIN_RAD = 0.1
 """A measured position this far outside the joint limits is not kept as the hold position."""
@@ -96,7 +100,7 @@ class ControllerNode(LifecycleNode):
     def _model_path(self) -> str:
         return self.cfg.policy_path or str(default_model(self.cfg.robot, "policy"))
 
-    def _load(self, path: str) -> PolicyRuntime:
+    def _load(self, path: str) -> tuple[PolicyRuntime, ObservationAssembler]:
         runtime = PolicyRuntime(
             path,
             range_margin=self.cfg.range_margin,
@@ -106,12 +110,12 @@ class ControllerNode(LifecycleNode):
         if meta.action_meaning != "joint_position_offset":
             raise ModelError(f"action_meaning {meta.action_meaning!r} is not supported")
         try:
-            check_terms(meta.obs_terms, len(meta.joint_names))
-        except ValueError as exc:
+            assembler = ObservationAssembler.for_model(meta)
+        except ObsTermError as exc:
             raise ModelError(str(exc)) from exc
         if meta.goal_dim > 3:
             raise ModelError(f"goal_dim {meta.goal_dim} > 3: goals are poses' x, y, z")
-        return runtime
+        return runtime, assembler
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Load the model and create publishers, subscriptions and the diagnostics timer."""
@@ -123,7 +127,7 @@ class ControllerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         path = self._model_path()
         try:
-            self.runtime = self._load(path)
+            self.runtime, self._assembler = self._load(path)
         except (ModelError, FileNotFoundError) as exc:
             self.get_logger().error(f"cannot load policy {path}: {exc}")
             return TransitionCallbackReturn.FAILURE
@@ -139,14 +143,6 @@ class ControllerNode(LifecycleNode):
         )
         self._hold_low = self.limiter.low - HOLD_MARGIN_RAD
         self._hold_high = self.limiter.high + HOLD_MARGIN_RAD
-        # The observation is assembled in place, in the metadata's term order.
-        self._obs = np.zeros(meta.obs_dim, dtype=np.float64)
-        self._obs_layout: list[tuple[slice, str]] = []
-        start = 0
-        for term in meta.obs_terms:
-            end = start + term["size"]
-            self._obs_layout.append((slice(start, end), _TERM_ATTRS[term["name"]]))
-            start = end
         # Outgoing messages are built once; each tick only replaces their data.
         self._cmd_msg = Float64MultiArray()
         self._action_msg = labelled_array(self.joint_names, np.zeros(len(self.joint_names)))
@@ -182,7 +178,7 @@ class ControllerNode(LifecycleNode):
         self._pub_action = self.create_lifecycle_publisher(
             Float64MultiArray, TOPIC_POLICY_ACTION, QoSProfile(depth=10)
         )
-        self._pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._pub_diag = self.create_publisher(DiagnosticArray, TOPIC_DIAGNOSTICS, 10)
         self._entities = [
             self.create_subscription(
                 JointState,
@@ -257,7 +253,9 @@ class ControllerNode(LifecycleNode):
             if p.name != "policy_path" or self.runtime is None:
                 continue
             try:
-                new = self._load(p.value or str(default_model(self.cfg.robot, "policy")))
+                new, assembler = self._load(
+                    p.value or str(default_model(self.cfg.robot, "policy"))
+                )
             except (ModelError, FileNotFoundError) as exc:
                 return SetParametersResult(successful=False, reason=f"cannot load: {exc}")
             if new.metadata.contract_hash != self.runtime.metadata.contract_hash:
@@ -266,7 +264,7 @@ class ControllerNode(LifecycleNode):
                     reason="the new model has a different contract (joints, observation or "
                     "action terms); cleanup and configure again instead of hot-swapping",
                 )
-            self.runtime = new
+            self.runtime, self._assembler = new, assembler
             self.cfg.policy_path = p.value
             self.model_swaps += 1
             self._reset_recurrent()
@@ -280,7 +278,7 @@ class ControllerNode(LifecycleNode):
     def _on_joint_state(self, msg: JointState) -> None:
         received = time.monotonic()
         header_stamp = msg.header.stamp
-        stamp = header_stamp.sec + header_stamp.nanosec * 1e-9
+        stamp = stamp_s(header_stamp)
         try:
             q, dq = self.mapper.map(msg.name, msg.position, msg.velocity)
         except ObservationError as exc:
@@ -301,7 +299,7 @@ class ControllerNode(LifecycleNode):
         p = msg.pose.position
         self._puck = np.array((p.x, p.y, p.z), dtype=np.float64)
         stamp = msg.header.stamp
-        self._puck_stamp = stamp.sec + stamp.nanosec * 1e-9
+        self._puck_stamp = stamp_s(stamp)
         self._puck_fresh.update(self._puck_stamp, time.monotonic())
         if self.cfg.lock_step:
             self._maybe_tick_on_input()
@@ -311,7 +309,7 @@ class ControllerNode(LifecycleNode):
             return
         p = msg.pose.position
         self._goal = np.array([p.x, p.y, p.z], dtype=np.float64)[: self.runtime.metadata.goal_dim]
-        self._goal_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        self._goal_stamp = stamp_s(msg.header.stamp)
         self._reset_recurrent()
         self._last_processed_stamp = None
         if self.cfg.lock_step:
@@ -397,9 +395,8 @@ class ControllerNode(LifecycleNode):
         reason = self._check()
         action = None
         if reason is HoldReason.OK and runtime is not None:
-            obs = self._obs
-            for part, attr in self._obs_layout:
-                obs[part] = getattr(self, attr)
+            # In place, in the metadata's term order (the assembler's preallocated buffer).
+            obs = self._assembler.fill(self._q, self._dq, self._puck)
             try:
                 if self._needs_reset:
                     self._reset_recurrent()

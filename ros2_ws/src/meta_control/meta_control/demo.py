@@ -30,6 +30,14 @@ import numpy as np
 
 from meta_control.config import EPISODE_RESULT_FIELDS
 from meta_control.paths import config_file, default_model
+from meta_control.topics import (
+    TOPIC_DIAGNOSTICS,
+    TOPIC_EPISODE_RESULT,
+    TOPIC_ESTIMATE,
+    TOPIC_GOAL_POSE,
+    TOPIC_OOD,
+    TOPIC_TRUE_DYNAMICS,
+)
 
 
 @dataclass
@@ -163,13 +171,13 @@ class _Driver:
         self.diag: dict[str, str] = {}
         n = self.node
         n.create_subscription(
-            Float64MultiArray, "/sim_arm/episode_result", self._on_result, results_qos
+            Float64MultiArray, TOPIC_EPISODE_RESULT, self._on_result, results_qos
         )
-        n.create_subscription(Float64MultiArray, "/true_dynamics", self._on_mu, latched)
-        n.create_subscription(Float64MultiArray, "/dynamics_estimate", self._on_estimate, 100)
-        n.create_subscription(Bool, "/dynamics_ood", lambda m: self.ood.append(m.data), 100)
-        n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
-        self.goal_pub = n.create_publisher(PoseStamped, "/goal_pose", 10)
+        n.create_subscription(Float64MultiArray, TOPIC_TRUE_DYNAMICS, self._on_mu, latched)
+        n.create_subscription(Float64MultiArray, TOPIC_ESTIMATE, self._on_estimate, 100)
+        n.create_subscription(Bool, TOPIC_OOD, lambda m: self.ood.append(m.data), 100)
+        n.create_subscription(DiagnosticArray, TOPIC_DIAGNOSTICS, self._on_diag, 10)
+        self.goal_pub = n.create_publisher(PoseStamped, TOPIC_GOAL_POSE, 10)
         self.reset_cli = n.create_client(Trigger, "/sim_arm/reset")
         self.lifecycle_cli = n.create_client(ChangeState, "/meta_controller/change_state")
 

@@ -21,18 +21,23 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 
-from meta_control.bags import action_input_stamp_ns, stamp_ns
-from meta_control.config import (
-    LOCK_STEP_EPISODE_GAP_S,
-    TOPIC_ESTIMATE,
-    TOPIC_ESTIMATE_STD,
-    TOPIC_OOD,
-    EstimatorConfig,
+from meta_control.config import LOCK_STEP_EPISODE_GAP_S, EstimatorConfig
+from meta_control.observation import (
+    JointMapper,
+    ObservationAssembler,
+    ObservationError,
+    ObsTermError,
 )
-from meta_control.observation import JointMapper, ObservationError, assemble, check_terms
 from meta_control.paths import default_model
 from meta_control.ros_common import declare_config, labelled_array, spin_node
 from meta_control.runtime import EstimatorRuntime, InputRejected, ModelError
+from meta_control.topics import (
+    TOPIC_ESTIMATE,
+    TOPIC_ESTIMATE_STD,
+    TOPIC_OOD,
+    action_input_stamp_ns,
+    stamp_ns,
+)
 
 NODE_NAME = "dynamics_estimator"
 
@@ -54,8 +59,8 @@ class EstimatorNode(Node):
         self.runtime = EstimatorRuntime(path, range_margin=self.cfg.range_margin)
         meta = self.runtime.metadata
         try:
-            check_terms(meta.obs_terms, len(meta.joint_names))
-        except ValueError as exc:
+            self.assembler = ObservationAssembler.for_model(meta)
+        except ObsTermError as exc:
             raise ModelError(f"{path}: {exc}") from exc
         self.mu_names = list(meta.mu_names)
         self.mapper = JointMapper(meta.joint_names)
@@ -177,7 +182,7 @@ class EstimatorNode(Node):
             self._step(q, dq, puck, prev)
 
     def _step(self, q: np.ndarray, dq: np.ndarray, puck: np.ndarray, prev: np.ndarray) -> None:
-        obs = assemble(self.runtime.metadata.obs_terms, q, dq, puck)
+        obs = self.assembler.fill(q, dq, puck)
         try:
             mean, std = self.runtime.step(obs, prev)
         except (InputRejected, ModelError):

@@ -1,8 +1,9 @@
 """Where the shipped models and the package's YAML configs live, in a checkout or an install.
 
 A source checkout keeps the models in ``<repo>/models`` and the configs in
-``ros2_ws/src/meta_control/config``; a colcon install keeps the configs under
-``share/meta_control/config``. ``META_CONTROL_REPO`` overrides the repository root.
+``ros2_ws/src/meta_control/config``; an installed package (``colcon build`` or a non-editable
+``pip install``) keeps them under ``<prefix>/share/meta_control/{models,config}``.
+``META_CONTROL_REPO`` overrides the repository root.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def repo_root() -> Path | None:
 
 
 def share_dir() -> Path | None:
-    """``<prefix>/share/meta_control`` of an installed package, if any."""
-    candidates = [Path(sys.prefix)]
+    """``<prefix>/share/meta_control`` of an installed package, if any: this module's own
+    prefix first, then the ROS prefixes, then the interpreter's."""
+    # An installed module sits at <prefix>/lib/pythonX.Y/site-packages/meta_control/.
+    candidates = [Path(__file__).resolve().parents[4]]
     for var in ("AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH"):
         candidates += [Path(p) for p in os.environ.get(var, "").split(os.pathsep) if p]
-    # An installed module sits at <prefix>/lib/pythonX.Y/site-packages/meta_control/.
-    candidates.append(Path(__file__).resolve().parents[4])
+    candidates.append(Path(sys.prefix))
     for prefix in candidates:
         share = prefix / "share" / PACKAGE
         if (share / "package.xml").is_file():

@@ -23,7 +23,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 
-from meta_control.bags import CONTRACT_TOPICS, SENSOR_TOPICS, BagError, BagWriter, BagWriterConfig
+from meta_control.bags import BagError, BagWriter, BagWriterConfig
+from meta_control.topics import CONTRACT_TOPICS, SENSOR_TOPICS
 
 RECORD_QUEUE_DEPTH = 1000
 """Reader history depth per topic."""

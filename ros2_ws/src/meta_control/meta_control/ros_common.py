@@ -1,4 +1,8 @@
-"""Small helpers shared by the nodes: dataclass parameters, stamps, labelled arrays, main()."""
+"""Small helpers shared by the nodes: dataclass parameters, stamps, labelled arrays, main().
+
+The ROS-free stamp helpers live in :mod:`meta_control.topics`; this module holds the ones that
+build rclpy messages.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from meta_control.observation import label
+from meta_control.topics import s_to_sec_nanosec
 
 ConfigT = TypeVar("ConfigT")
 
@@ -44,15 +49,11 @@ def read_config(node: Node, cls: type[ConfigT]) -> ConfigT:
     return cls(**values)
 
 
-def stamp_to_s(stamp: Time) -> float:
-    """``builtin_interfaces/Time`` -> seconds."""
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def s_to_stamp(t_s: float) -> Time:
-    """Seconds -> ``builtin_interfaces/Time`` (rounded to the nanosecond)."""
-    ns = int(round(t_s * 1e9))
-    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+    """Seconds -> ``builtin_interfaces/Time`` (rounded to the nanosecond; the ROS-free
+    conversion is :func:`meta_control.topics.s_to_sec_nanosec`)."""
+    sec, nanosec = s_to_sec_nanosec(t_s)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def labelled_array(names: Sequence[str], values: Sequence[float]) -> Float64MultiArray:

@@ -4,9 +4,10 @@ An exported model is two files: ``<name>.onnx`` and its sidecar ``<name>.json`` 
 :class:`ModelMetadata`, the deployment contract (ordered observation terms, joint names, action
 meaning and limits, control period, training ranges). The same metadata is embedded in the ONNX
 ``metadata_props`` under :data:`METADATA_KEY`, with ``onnx_sha256`` blank since a file cannot
-contain its own hash. Loading refuses anything that does not verify (:class:`ModelError`), and
-every step validates its inputs *before* inference (:class:`InputRejected`), so a bad
-observation never reaches the network nor its recurrent state.
+contain its own hash, and ``evaluation`` blank since the model is measured after it is written.
+Loading refuses anything that does not verify (:class:`ModelError`), and every step validates
+its inputs *before* inference (:class:`InputRejected`), so a bad observation never reaches the
+network nor its recurrent state.
 
 This module imports numpy, onnx and onnxruntime only, so the ROS nodes and the bag tools can use
 it without torch, pybullet or ``meta_train``.
@@ -47,6 +48,9 @@ METADATA_KEY = "meta_control.metadata"
 
 OPSET_ALLOWED = range(13, 21)
 """Default-domain opsets the runtime accepts (13..20)."""
+
+OPTIONAL_FIELDS = ("evaluation",)
+"""Metadata fields a sidecar or an embedded copy may leave out (their default applies)."""
 
 _RANGE_ABS_SLACK = 1e-6
 """Absolute slack added to every widened range, so features constant in training still accept
@@ -146,6 +150,10 @@ class ModelMetadata:
     """Estimator OOD rule: normalised ``|mu_mean|`` above ``1 + ood_mu_margin`` is OOD."""
     ood_std_threshold: float = 0.5
     """Estimator OOD rule: predicted normalised ``mu`` std above this is OOD."""
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    """The model's headline measurement (metric, value, interval, episodes, reset seeds, the
+    command that measured it); sidecar only, like ``onnx_sha256``, and optional: provenance,
+    not contract."""
 
     def to_json(self) -> str:
         """Serialise to canonical, human-readable JSON (sorted keys, no NaN/inf)."""
@@ -168,7 +176,7 @@ class ModelMetadata:
         if not isinstance(raw, dict):
             raise ModelError("metadata JSON must be an object")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(names - raw.keys())
+        missing = sorted(names - raw.keys() - set(OPTIONAL_FIELDS))
         extra = sorted(raw.keys() - names)
         if missing or extra:
             raise ModelError(
@@ -243,6 +251,8 @@ class ModelMetadata:
             raise ModelError(f"control_period_s must be > 0, got {self.control_period_s!r}")
         if not isinstance(self.training_config, dict):
             raise ModelError("training_config must be a dict")
+        if not isinstance(self.evaluation, dict):
+            raise ModelError("evaluation must be a dict")
         for name in ("ood_mu_margin", "ood_std_threshold"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -398,7 +408,9 @@ def _load_verified(
         embedded = ModelMetadata.from_json(props[METADATA_KEY])
     except ModelError as exc:
         raise ModelError(f"{path}: embedded metadata: {exc}") from exc
-    embedded = dataclasses.replace(embedded, onnx_sha256=meta.onnx_sha256)
+    embedded = dataclasses.replace(
+        embedded, onnx_sha256=meta.onnx_sha256, evaluation=meta.evaluation
+    )
     if embedded != meta:
         differing = [
             f.name

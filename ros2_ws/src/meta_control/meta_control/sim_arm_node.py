@@ -36,18 +36,17 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from meta_control.config import (
-    EPISODE_RESULT_FIELDS,
-    LOCK_STEP_EPISODE_GAP_S,
+from meta_control.config import EPISODE_RESULT_FIELDS, LOCK_STEP_EPISODE_GAP_S, SimArmConfig
+from meta_control.metrics import RollingStats
+from meta_control.ros_common import declare_config, labelled_array, s_to_stamp, spin_node
+from meta_control.topics import (
+    TOPIC_CLOCK,
     TOPIC_EPISODE_RESULT,
     TOPIC_GOAL_POSE,
     TOPIC_JOINT_STATES,
     TOPIC_PUCK_POSE,
     TOPIC_TRUE_DYNAMICS,
-    SimArmConfig,
 )
-from meta_control.metrics import RollingStats
-from meta_control.ros_common import declare_config, labelled_array, s_to_stamp, spin_node
 from sim.envs import PushEnv
 
 NODE_NAME = "sim_arm"
@@ -83,7 +82,7 @@ class SimArmNode(Node):
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._pub_js = self.create_publisher(JointState, TOPIC_JOINT_STATES, 10)
         self._pub_puck = self.create_publisher(PoseStamped, TOPIC_PUCK_POSE, 10)
-        self._pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
+        self._pub_clock = self.create_publisher(ClockMsg, TOPIC_CLOCK, 10)
         self._pub_mu = self.create_publisher(Float64MultiArray, TOPIC_TRUE_DYNAMICS, latched)
         self._pub_result = self.create_publisher(
             Float64MultiArray,

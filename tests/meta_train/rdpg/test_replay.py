@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from meta_train.replay import EpisodeReplay
+from meta_train.rdpg.replay import EpisodeReplay
 
 T = 5
 

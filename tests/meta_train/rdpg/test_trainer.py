@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from meta_train.checkpoint import CheckpointError, latest_checkpoint
+from meta_train.common.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
-from meta_train.config import (
+from meta_train.rdpg.config import (
     PRESETS_DIR,
     TEACHERS,
     ConfigError,
@@ -21,8 +21,8 @@ from meta_train.config import (
     build_config,
     load_preset,
 )
-from meta_train.evaluate import make_eval_env
-from meta_train.rdpg import (
+from meta_train.common.evaluation import make_eval_env
+from meta_train.rdpg.trainer import (
     RDPGTrainer,
     goal_rewards,
     load_actor_from_run,
@@ -430,7 +430,7 @@ def test_n_step_targets_sum_the_rewards_then_bootstrap(limit):
 
 
 def test_the_critic_regresses_on_n_step_targets(tmp_path, monkeypatch):
-    import meta_train.rdpg as rdpg
+    import meta_train.rdpg.trainer as rdpg
 
     seen, batches = [], []
     trainer = RDPGTrainer(small_pusher(tmp_path, n_step=3))
@@ -646,7 +646,7 @@ def test_behaviour_cloning_pulls_the_actor_towards_demonstrations_through_the_q_
 
 def test_panda_trains_exports_and_replays_in_the_runtime(tmp_path):
     from meta_control.runtime import PolicyRuntime
-    from meta_train.export_run import export_run_policy
+    from meta_train.export.run import export_run_policy
 
     cfg = small_pusher(tmp_path, env_id="MetaPandaPush-v0", total_env_steps=400,
                        demo_episodes=1)

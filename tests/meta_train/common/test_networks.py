@@ -1,4 +1,4 @@
-"""Tests for meta_train.networks: shapes, memory, mu usage, normalisation, devices."""
+"""Tests for meta_train.common.networks: shapes, memory, mu usage, normalisation, devices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from meta_train.networks import (
+from meta_train.common.networks import (
     DynamicsEstimator,
     FeedforwardActor,
     FeedforwardCritic,

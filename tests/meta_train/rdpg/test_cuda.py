@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from meta_train.config import RDPGConfig
-from meta_train.rdpg import RDPGTrainer
+from meta_train.rdpg.config import RDPGConfig
+from meta_train.rdpg.trainer import RDPGTrainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -56,7 +56,7 @@ def test_export_from_a_cuda_actor_matches_onnxruntime(tmp_path):
     import numpy as np
 
     from meta_control.runtime import ModelMetadata, PolicyRuntime
-    from meta_train.export import export_policy
+    from meta_train.common.onnx_export import export_policy
 
     trainer = RDPGTrainer(cfg(tmp_path, total_env_steps=400))
     trainer.train()

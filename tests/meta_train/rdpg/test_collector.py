@@ -12,9 +12,9 @@ import torch
 from test_rdpg import small_pusher
 
 from meta_train.cli import main
-from meta_train.collector import Collector, CollectorError, CollectorProcess
-from meta_train.config import ConfigError
-from meta_train.rdpg import RDPGTrainer, build_actor
+from meta_train.rdpg.collector import Collector, CollectorError, CollectorProcess
+from meta_train.rdpg.config import ConfigError
+from meta_train.rdpg.trainer import RDPGTrainer, build_actor
 
 DIMS = ("obs_dim", "goal_dim", "act_dim", "mu_dim", "horizon")
 

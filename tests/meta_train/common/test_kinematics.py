@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from meta_train.kinematics import ForwardKinematics, PushFeatures
+from meta_train.common.kinematics import ForwardKinematics, PushFeatures
 from sim.world import NOMINAL_TABLE_HEIGHT_M, PushWorld
 
 

@@ -6,9 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
 import sim  # noqa: F401
-from meta_train.expert import INFO_KEY, INFORMED_KEY, ExpertActionInfo
+from meta_train.rdpg.teacher import INFO_KEY, INFORMED_KEY, ExpertActionInfo
 from sim.scripted import KNOWLEDGE, ScriptedPusher
 
 

@@ -1,0 +1,27 @@
+"""From a (tiny) training run to a deployable policy: the exported contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from meta_control.runtime import PolicyRuntime
+from meta_train.cli import main
+
+
+def test_exported_policy_carries_the_env_contract(tiny_run, tmp_path, capsys):
+    out = tmp_path / "policy.onnx"
+    assert main(["export", str(tiny_run), "--out", str(out)]) == 0
+    rt = PolicyRuntime(out)
+    m = rt.metadata
+    assert m.joint_names == ["joint1", "joint2", "joint3"]
+    assert [t["name"] for t in m.obs_terms] == ["joint_positions", "joint_velocities",
+                                                "puck_position"]
+    assert m.action_high == pytest.approx([0.05] * 3)
+    assert len(m.mu_names) == len(m.mu_train_low) == 15
+    assert m.training_config["variant"] == "lstm"
+    # observation ranges come from the run's replay: the rest pose lies inside them
+    lo, hi = np.array(m.obs_low), np.array(m.obs_high)
+    assert np.all(lo <= hi) and np.all(lo[:3] <= [-0.95, 1.35, 1.2]) and np.all(hi[:3] >= -0.95)
+    a = rt.step(np.clip(np.zeros(9), lo, hi), np.array([0.35, 0.0]))
+    assert a.shape == (3,) and np.all(np.abs(a) <= 0.05 + 1e-6)
