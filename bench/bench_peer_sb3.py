@@ -52,7 +52,7 @@ ENV_ID = "MetaPusherPush-v0"
 
 def wilson_interval(successes: int, n: int) -> tuple[float, float]:
     """The project's 95% Wilson interval (the peer venv has the project installed)."""
-    from meta_train.evaluate import wilson_interval as project_wilson
+    from meta_train.common.evaluation import wilson_interval as project_wilson
 
     return project_wilson(successes, n)
 
@@ -209,7 +209,7 @@ def evaluate(model, vecnorm, env_id: str, dynamics: str, episodes: int, seed: in
     """Deterministic rollouts with reset seeds ``seed + ep``, success at the final step."""
     import numpy as np
 
-    env = make_env(env_id, dynamics).unwrapped  # as meta_train.evaluate.make_eval_env
+    env = make_env(env_id, dynamics).unwrapped  # as meta_train.common.evaluation.make_eval_env
     horizon = env.max_episode_steps
     s5, s7, dist = [], [], []
     for ep in range(episodes):

@@ -35,7 +35,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,9 +54,7 @@ class BenchConfig:
     duration: float = 10.0
     """Seconds of measurement per rate and executor (60 for the documented numbers)."""
     policy: str = ""
-    """ONNX policy; empty: models/pusher_policy.onnx, else an untrained export of ``hidden``."""
-    hidden: int = 64
-    """LSTM width of the untrained stand-in policy (the shipped architecture has 64)."""
+    """ONNX policy; empty: the shipped models/pusher_policy.onnx."""
     executors: tuple[str, ...] = field(default=("single", "events"))
     """Controller executors to compare (``single``, ``events``)."""
     stale_periods: float = 0.0
@@ -126,15 +123,6 @@ def accepted(states: np.ndarray, policy: str) -> np.ndarray:
         except InputRejected:
             pass
     return np.asarray(keep)
-
-
-def untrained_policy(root: Path, hidden: int = 64) -> Path:
-    """Export an untrained pusher policy of the shipped shape (needs torch; bench only)."""
-    sys.path.insert(0, str(REPO / "tests" / "ros2"))
-    sys.path.insert(0, str(REPO / "ros2_ws" / "src" / "meta_control"))
-    from ros_helpers import export_models
-
-    return export_models(root, hidden=hidden)[0]
 
 
 def open_pm_qos() -> int:
@@ -381,7 +369,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=list(BenchConfig.rates))
     parser.add_argument("--duration", type=float, default=BenchConfig.duration)
     parser.add_argument("--policy", default="")
-    parser.add_argument("--hidden", type=int, default=BenchConfig.hidden)
     parser.add_argument(
         "--executors", nargs="+", choices=("single", "events"), default=["single", "events"]
     )
@@ -419,7 +406,6 @@ def main(argv: list[str] | None = None) -> int:
         rates=tuple(args.rates),
         duration=args.duration,
         policy=args.policy,
-        hidden=args.hidden,
         executors=tuple(args.executors),
         stale_periods=args.stale_periods,
         rt_priority=args.rt_priority,
@@ -435,29 +421,27 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID")})
     policy = cfg.policy
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    with tempfile.TemporaryDirectory() as tmp:
-        if not policy:
-            shipped = REPO / "models" / "pusher_policy.onnx"
-            policy = str(shipped if shipped.is_file() else untrained_policy(Path(tmp), cfg.hidden))
-        states = accepted(episode_states(), policy)
-        policy_sha = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
+    if not policy:
+        policy = str(REPO / "models" / "pusher_policy.onnx")
+    states = accepted(episode_states(), policy)
+    policy_sha = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
+    if cfg.rt_priority > 0:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.rt_priority))
+    qos = open_pm_qos() if cfg.pm_qos else None
+    if cfg.pin:
+        os.sched_setaffinity(0, {pinned_cpus()[0]})
+    try:
+        rows = [
+            run_one(rate, ex, cfg, policy, states, env)
+            for rate in cfg.rates
+            for ex in cfg.executors
+        ]
+    finally:
+        os.sched_setaffinity(0, ALLOWED_CPUS)
+        if qos is not None:
+            os.close(qos)  # closing the file withdraws the request
         if cfg.rt_priority > 0:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(cfg.rt_priority))
-        qos = open_pm_qos() if cfg.pm_qos else None
-        if cfg.pin:
-            os.sched_setaffinity(0, {pinned_cpus()[0]})
-        try:
-            rows = [
-                run_one(rate, ex, cfg, policy, states, env)
-                for rate in cfg.rates
-                for ex in cfg.executors
-            ]
-        finally:
-            os.sched_setaffinity(0, ALLOWED_CPUS)
-            if qos is not None:
-                os.close(qos)  # closing the file withdraws the request
-            if cfg.rt_priority > 0:
-                os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     print(
         f"policy: {policy}; {cfg.duration:g} s per rate and executor; stale_periods "
         f"{cfg.stale_periods or '3 s'}; rt_priority {cfg.rt_priority}; pm_qos {cfg.pm_qos}; "

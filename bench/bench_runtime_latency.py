@@ -1,9 +1,10 @@
 """Single-step latency of the deployed policy runtime versus torch eager, side by side.
 
 Builds a recurrent actor (128-unit LSTM by default) with non-trivial normaliser statistics,
-exports it with :func:`meta_train.export.export_policy`, then times ``PolicyRuntime.step`` (input
-validation + onnxruntime, one thread) and the same step in torch eager (``no_grad``, one thread)
-on identical inputs. Prints p50/p99/max in microseconds and the torch/runtime ratio.
+exports it with :func:`meta_train.common.onnx_export.export_policy`, then times
+``PolicyRuntime.step`` (input validation + onnxruntime, one thread) and the same step in torch
+eager (``no_grad``, one thread) on identical inputs. Prints p50/p99/max in microseconds and the
+torch/runtime ratio.
 
 Reproduce::
 
@@ -24,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from meta_train.export import ModelMetadata, export_policy
-from meta_train.networks import RecurrentActor
+from meta_control.runtime import PolicyRuntime
+from meta_train.common.networks import RecurrentActor
+from meta_train.common.onnx_export import ModelMetadata, export_policy
 
 
 @dataclass
@@ -93,7 +95,6 @@ def _time(fn: Callable[[int], object], steps: int, warmup: int) -> np.ndarray:
 
 def main(cfg: BenchConfig) -> None:
     """Run the benchmark and print a table."""
-    from meta_control.runtime import PolicyRuntime  # after meta_train.export fixed sys.path
 
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(1)
@@ -101,8 +102,8 @@ def main(cfg: BenchConfig) -> None:
     rng = np.random.default_rng(cfg.seed)
     n = cfg.steps + cfg.warmup
     if cfg.run:
-        from meta_train.export_run import export_run_policy
-        from meta_train.rdpg import load_actor_from_run
+        from meta_train.common.policies import load_actor_from_run
+        from meta_train.export.run import export_run_policy
 
         actor, _ = load_actor_from_run(cfg.run)
         cfg.obs_dim, cfg.goal_dim, cfg.act_dim = actor.obs_dim, actor.goal_dim, actor.act_dim

@@ -61,8 +61,6 @@ def _make_env(kind: str, env_id: str, kwargs: dict):
     import gymnasium as gym
 
     if kind == "ours":
-        if str(REPO) not in sys.path:
-            sys.path.insert(0, str(REPO))
         import sim  # noqa: F401  (registers the ids)
     else:
         import panda_gym  # noqa: F401

@@ -17,8 +17,8 @@ import time
 import numpy as np
 import torch
 
-from meta_train.config import RDPGConfig
-from meta_train.rdpg import RDPGTrainer
+from meta_train.rdpg.config import RDPGConfig
+from meta_train.rdpg.trainer import RDPGTrainer
 
 
 def measure(device: str, batch: int, hidden: int, updates: int, threads: int) -> float:

@@ -1,6 +1,7 @@
 """Randomized-dynamics PyBullet push sims as goal-conditioned gymnasium envs.
 
-Importing ``sim`` registers the env ids in :data:`ENV_IDS`.
+Importing ``sim`` registers the env ids in :data:`ENV_IDS`, and the toy goal env
+``PointGoal-v0`` (:mod:`sim.toy`, no physics) that tests use to check the trainers quickly.
 """
 
 from gymnasium.envs.registration import register
@@ -18,5 +19,7 @@ for _robot, _name in (("pusher", "Pusher"), ("panda", "Panda")):
             max_episode_steps=None,  # the env truncates itself at its robot's episode length
         )
         ENV_IDS.append(_id)
+
+register(id="PointGoal-v0", entry_point="sim.toy:PointGoalEnv")
 
 __all__ = ["ENV_IDS"]

@@ -95,17 +95,12 @@ class DynamicsSpace:
         mode: ``train`` samples the training ranges, ``heldout`` the bands outside them.
         heldout_factor: width of the held-out bands (ratio for log-uniform, fraction of the
             range width for uniform parameters).
-        emphasis: training-range sampling only: ``(band, probability)`` entries, ``band`` the
-            parameter narrowed to a band inside its training range; with that probability the
-            value is drawn from the band, by the parameter's law, instead of from the whole
-            range (see :meth:`with_emphasis`). Normalisation and held-out sampling ignore it.
     """
 
     params: tuple[DynamicsParam, ...]
     randomize: bool = True
     mode: str = "train"
     heldout_factor: float = 1.5
-    emphasis: tuple[tuple[DynamicsParam, float], ...] = ()
     _index: Mapping[str, int] = field(default=None, repr=False, compare=False)  # type: ignore
 
     def __post_init__(self) -> None:
@@ -165,40 +160,6 @@ class DynamicsSpace:
                 new[i] = replace(new[i], low=float(rng[0]), high=float(rng[1]))
         return replace(self, params=tuple(new))
 
-    def with_emphasis(self, emphasis: Mapping[str, Sequence[float]]) -> DynamicsSpace:
-        """Copy that oversamples bands of the training ranges: ``{"puck_friction": (0.1, 0.3,
-        0.25)}`` draws the friction from [0.1, 0.3] (log-uniform, its law) with probability 0.25
-        and from its whole range otherwise, so the band's share rises from 28% to 46%.
-
-        A training-side tool (prioritised task sampling): the ranges, and so the normalisation
-        of mu and the held-out bands, are unchanged. A group prefix applies to every member.
-        """
-        if not isinstance(emphasis, Mapping):
-            raise DynamicsConfigError(
-                f"emphasis must map parameter names to (low, high, probability), got {emphasis!r}"
-            )
-        entries = []
-        for key, spec in emphasis.items():
-            try:
-                low, high, prob = (float(v) for v in spec)
-            except (TypeError, ValueError):
-                raise DynamicsConfigError(
-                    f"emphasis for {key!r} must be (low, high, probability), got {spec!r}"
-                ) from None
-            if not 0.0 < prob <= 1.0:
-                raise DynamicsConfigError(
-                    f"emphasis probability for {key!r} must be in (0, 1], got {prob}"
-                )
-            for i in self._members(key):
-                p = self.params[i]
-                if not p.low <= low < high <= p.high:
-                    raise DynamicsConfigError(
-                        f"emphasis band [{low}, {high}] for {p.name!r} must be a non-empty band "
-                        f"inside its training range [{p.low}, {p.high}]"
-                    )
-                entries.append((replace(p, low=low, high=high), prob))
-        return replace(self, emphasis=tuple(entries))
-
     def _members(self, key: str) -> list[int]:
         """Positions of the parameter ``key`` or of every member of the group ``key``."""
         hits = [i for i, p in enumerate(self.params)
@@ -233,11 +194,7 @@ class DynamicsSpace:
         if not self.randomize:
             return self.nominal
         if self.mode == "train":
-            mu = np.array([p.sample(rng) for p in self.params])
-            for band, prob in self.emphasis:
-                if rng.random() < prob:
-                    mu[self._index[band.name]] = band.sample(rng)
-            return mu
+            return np.array([p.sample(rng) for p in self.params])
         return np.array([self._sample_heldout(p, rng) for p in self.params])
 
     def _sample_heldout(self, p: DynamicsParam, rng: np.random.Generator) -> float:

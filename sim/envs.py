@@ -46,9 +46,6 @@ class PushEnv(gym.Env):
         dynamics_mode: ``train`` (training ranges) or ``heldout`` (outside them).
         dynamics_ranges: training-range overrides, e.g. ``{"puck_mass": (0.1, 0.2)}``.
         fixed_dynamics: parameter names or groups kept at nominal (ablations).
-        dynamics_emphasis: training-side oversampling of bands inside the training ranges,
-            ``{"puck_friction": (0.1, 0.3, 0.25)}`` = (low, high, probability); see
-            :meth:`DynamicsSpace.with_emphasis`. Ignored in held-out mode.
         heldout_factor: width of the held-out bands.
         distance_threshold: success radius for reward and ``is_success``.
         episode_steps: episode length in control steps (default: the robot's); the env
@@ -67,7 +64,6 @@ class PushEnv(gym.Env):
         dynamics_mode: str = "train",
         dynamics_ranges: Mapping[str, Sequence[float]] | None = None,
         fixed_dynamics: Sequence[str] = (),
-        dynamics_emphasis: Mapping[str, Sequence[float]] | None = None,
         heldout_factor: float = 1.5,
         distance_threshold: float = 0.05,
         episode_steps: int | None = None,
@@ -88,8 +84,6 @@ class PushEnv(gym.Env):
             space = space.with_ranges(dynamics_ranges)
         if fixed_dynamics:
             space = space.fixed(list(fixed_dynamics))
-        if dynamics_emphasis:
-            space = space.with_emphasis(dynamics_emphasis)
         if dynamics_mode == "heldout":
             space = space.heldout(heldout_factor)
         elif dynamics_mode != "train":

@@ -4,7 +4,8 @@ A point in ``[-1, 1]^n`` moves by the action (at most ``max_step`` per axis and 
 within ``threshold`` of a goal drawn uniformly in the same cube. With ``n = 4`` the chance that
 random exploration ever meets a goal is tiny, so the sparse reward carries no signal: learning
 fails without HER and succeeds with it (Andrychowicz et al. 2017, Sec. 3.1). Tests use it to check
-that the trainer's HER path really works.
+that the trainer's HER path really works. ``import sim`` registers it as ``PointGoal-v0`` (not in
+:data:`sim.ENV_IDS`, the push sims).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from gymnasium.envs.registration import register
 
 
 class PointGoalEnv(gym.Env):
@@ -65,6 +65,3 @@ class PointGoalEnv(gym.Env):
         """Vectorised: 0 within ``threshold`` of the goal, else -1."""
         d = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
         return -(d >= self.threshold).astype(np.float32)
-
-
-register(id="PointGoal-v0", entry_point="meta_train.toy_envs:PointGoalEnv")

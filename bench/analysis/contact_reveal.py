@@ -1,6 +1,6 @@
 """When the contact teacher learns the dynamics: before or after its first tap, and how.
 
-    .venv/bin/python bench/contact_reveal.py --episodes 100 --seed 20000
+    .venv/bin/python bench/analysis/contact_reveal.py --episodes 100 --seed 20000
 
 Drives the contact teacher (``ScriptedPusher(knowledge="contact")``) on training-range pusher
 tasks (reset seeds ``seed + i``) up to the step at which it plans its first tap, and counts the

@@ -1,6 +1,6 @@
 """Compare training runs' learning curves over env-step windows, side by side.
 
-    .venv/bin/python bench/curve_windows.py docs/runs/pusher_H_420k_progress.csv \
+    .venv/bin/python bench/analysis/curve_windows.py docs/runs/pusher_H_420k_progress.csv \
         docs/runs/pusher_O_observing_420k_progress.csv
 
 For each ``progress.csv`` (written by ``meta-train rdpg-her``) and each window

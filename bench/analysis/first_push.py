@@ -1,6 +1,6 @@
 """How hard the first push is: a trained policy beside the contact teacher, by friction band.
 
-    .venv/bin/python bench/first_push.py runs/RQ --which final --episodes 150 --seed 20000
+    .venv/bin/python bench/analysis/first_push.py runs/RQ --which final --episodes 150 --seed 20000
 
 On training-range pusher tasks (reset seeds ``seed + i``), rolls out the deterministic policy of
 a run and the contact teacher (with the run's ``teacher_prior_friction``) and measures each
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from success_by_friction import friction_bands, load_run_policy, rollouts
 
-from meta_train.checkpoint import CheckpointError
+from meta_train.common.checkpoint import CheckpointError
 from sim.scripted import ScriptedPusher
 
 
@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    teacher = ScriptedPusher(env, knowledge="contact", prior_friction=cfg.teacher_prior_friction)
+    prior = cfg.config.get("teacher_prior_friction", 0.3)
+    teacher = ScriptedPusher(env, knowledge="contact", prior_friction=prior)
     results = {
         "policy": rollouts(env, act, reset, args.episodes, args.seed, args.moving),
         "contact teacher": rollouts(env, teacher, teacher.reset, args.episodes, args.seed,
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     env.close()
     print(f"{args.run} ({args.which}) beside the contact teacher (prior "
-          f"{cfg.teacher_prior_friction:g}), {args.episodes} training-range tasks, reset seeds "
+          f"{prior:g}), {args.episodes} training-range tasks, reset seeds "
           f"{args.seed}+: first-push peak puck speed (m/s), median / p90, and success at 0.05 m")
     print("| puck friction | episodes | " + " | ".join(
         f"{n} median / p90 | {n} success" for n in results) + " |")

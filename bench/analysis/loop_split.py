@@ -1,7 +1,7 @@
 """Where a training iteration's time goes: collecting episodes, scripted demonstrations and
 gradient updates, for a preset as configured (one torch thread, as the trainer runs).
 
-    taskset -c 0 .venv/bin/python bench/loop_split.py --preset pusher
+    taskset -c 0 .venv/bin/python bench/analysis/loop_split.py --preset pusher
 
 Builds the real trainer, collects warm-up episodes, then times ``collect()`` (``n_envs``
 episodes with the teacher's labels), ``collect_demo()`` and ``update()``, and prints the time
@@ -15,8 +15,9 @@ import sys
 import tempfile
 import time
 
-from meta_train.config import ConfigError, RDPGConfig, build_config, load_preset
-from meta_train.rdpg import RDPGTrainer
+from meta_train.common.config import ConfigError, build_config
+from meta_train.rdpg.config import RDPGConfig, preset_values
+from meta_train.rdpg.trainer import RDPGTrainer
 
 
 def _per_call(fn, n: int) -> float:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="updates per iteration to print the iteration time for")
     args = p.parse_args(argv)
     try:
-        values = load_preset(args.preset)
+        values = preset_values(args.preset)
         with tempfile.TemporaryDirectory() as tmp:
             values.update(run_dir=tmp, run_name="split", progress=False, tensorboard=False,
                           demo_episodes=0)

@@ -1,10 +1,10 @@
 """Pool ``meta-train evaluate --json`` results of one policy evaluated in chunks (disjoint reset
 seeds) into one table with Wilson intervals.
 
-    .venv/bin/python bench/pool_evals.py docs/device/eval_2026-11-30/U*.json
+    .venv/bin/python bench/analysis/pool_evals.py docs/device/eval_2026-11-30/U*.json
 
 Files are grouped by name with a trailing ``_s<reset seed>`` taken off (the names
-bench/device_check.sh's ``eval`` stage writes: ``RUN_WHICH_DYNAMICS_sSEED.json``), and within a
+bench/gpu_workstation.sh's ``eval`` stage writes: ``RUN_WHICH_DYNAMICS_sSEED.json``), and within a
 group each dynamics setting's successes and episodes are summed over the files. A group whose
 chunks share a reset seed is refused: they would count the same episodes twice.
 """
@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from meta_train.evaluate import wilson_interval
+from meta_train.common.evaluation import wilson_interval
 
 _CHUNK = re.compile(r"^(?P<group>.+)_s(?P<seed>\d+)$")
 

@@ -1,6 +1,6 @@
 """Pool several ``meta-train table2`` results (seeds) into one table with Wilson intervals.
 
-    .venv/bin/python bench/pool_table2.py docs/runs/table2_150k_s1_labels_a.json \
+    .venv/bin/python bench/analysis/pool_table2.py docs/runs/table2_150k_s1_labels_a.json \
         docs/runs/table2_150k_s1_labels_b.json docs/runs/table2_150k_s2_labels.json \
         docs/runs/table2_150k_s3_labels_a.json docs/runs/table2_150k_s3_labels_b.json
 
@@ -16,8 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-from meta_train.evaluate import wilson_interval
-from meta_train.table2 import LABELS
+from meta_train.common.evaluation import wilson_interval
+from meta_train.rdpg.table2 import LABELS
 
 
 def main(argv: list[str] | None = None) -> int:

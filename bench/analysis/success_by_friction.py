@@ -1,6 +1,7 @@
 """Success by puck friction: where a trained policy fails, beside the three scripted teachers.
 
-    .venv/bin/python bench/success_by_friction.py runs/F --which final --episodes 150 --seed 20000
+    .venv/bin/python bench/analysis/success_by_friction.py runs/F --which final \
+        --episodes 150 --seed 20000
 
 Rolls out the deterministic policy of a training run and the three scripted teachers
 (privileged: reads the sampled friction and damping; observing: infers the friction from its
@@ -22,10 +23,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from meta_train.checkpoint import CheckpointError
-from meta_train.evaluate import make_eval_env
-from meta_train.policy import BatchPolicy
-from meta_train.rdpg import load_actor_from_run
+from meta_train.common.checkpoint import CheckpointError
+from meta_train.common.evaluation import make_eval_env
+from meta_train.common.policies import BatchPolicy, load_actor_from_run
 from sim.scripted import KNOWLEDGE, ScriptedPusher
 
 EDGES = (0.0, 0.1, 0.3, 0.7, 1.5, 3.0, 5.0, float("inf"))
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for knowledge in KNOWLEDGE:
         name = f"{knowledge} teacher"
         teacher = ScriptedPusher(env, knowledge=knowledge,
-                                 prior_friction=cfg.teacher_prior_friction)
+                                 prior_friction=cfg.config.get("teacher_prior_friction", 0.3))
         results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
     policy = results["policy"]

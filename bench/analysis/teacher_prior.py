@@ -1,6 +1,7 @@
 """Success of a scripted teacher by puck friction band, for several friction priors.
 
-    .venv/bin/python bench/teacher_prior.py --knowledge contact --priors 0.1 0.15 0.2 0.3 \
+    .venv/bin/python bench/analysis/teacher_prior.py --knowledge contact \
+        --priors 0.1 0.15 0.2 0.3 \
         --episodes 150 --seed 20000
 
 The observing and contact teachers act on a friction prior (``ScriptedPusher(prior_friction=)``,
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from success_by_friction import friction_bands, rollouts
 
-from meta_train.evaluate import make_eval_env
+from meta_train.common.evaluation import make_eval_env
 from sim.scripted import ScriptedPusher
 
 

@@ -1,6 +1,6 @@
 """Evaluate a policy over N episodes: success at 0.05 m and 0.07 m with confidence intervals.
 
-    meta-train evaluate --run runs/<name> --episodes 100 --dynamics train heldout
+    meta-train evaluate runs/<name> --episodes 100 --dynamics train heldout
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
 import sim  # noqa: F401  (registers the envs)
-from meta_train.policy import BatchPolicy
+from meta_train.common.policies import BatchPolicy, load_actor_from_run
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -115,15 +114,13 @@ def evaluate_run(
     ``episode_steps``: evaluate on episodes of this many control steps instead of the run's
     (success is read at the last step).
     """
-    from meta_train.rdpg import load_actor_from_run
-
-    actor, cfg = load_actor_from_run(run_dir, which)
-    env_kwargs = dict(cfg.env_kwargs)
+    actor, run = load_actor_from_run(run_dir, which)
+    env_kwargs = dict(run.env_kwargs)
     if episode_steps is not None:  # the env refuses a length < 1
         env_kwargs["episode_steps"] = episode_steps
     out = {}
     for d in dynamics:
-        env = make_eval_env(cfg.env_id, env_kwargs, d, fixed)
-        out[d] = evaluate_actor(actor, cfg.variant, cfg.history, env, episodes, seed)
+        env = make_eval_env(run.env_id, env_kwargs, d, fixed)
+        out[d] = evaluate_actor(actor, run.variant, run.history, env, episodes, seed)
         env.close()
     return out

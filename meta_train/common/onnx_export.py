@@ -22,7 +22,6 @@ import hashlib
 import io
 import os
 import subprocess
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -33,27 +32,15 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-try:
-    from meta_control.runtime import (
-        METADATA_KEY,
-        EstimatorRuntime,
-        ModelMetadata,
-        PolicyRuntime,
-        contract_hash,
-        expected_io,
-        sidecar_path,
-    )
-except ImportError:  # not pip-installed: use the package from the source tree
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ros2_ws/src/meta_control"))
-    from meta_control.runtime import (
-        METADATA_KEY,
-        EstimatorRuntime,
-        ModelMetadata,
-        PolicyRuntime,
-        contract_hash,
-        expected_io,
-        sidecar_path,
-    )
+from meta_control.runtime import (
+    METADATA_KEY,
+    EstimatorRuntime,
+    ModelMetadata,
+    PolicyRuntime,
+    contract_hash,
+    expected_io,
+    sidecar_path,
+)
 
 __all__ = ["OPSET", "ModelMetadata", "export_estimator", "export_policy", "git_commit"]
 
@@ -207,7 +194,7 @@ def _check_parity(
             )
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -232,8 +219,8 @@ def _write(
     data = model.SerializeToString()
     _check_parity(module, example, data, meta)
     meta = dataclasses.replace(meta, onnx_sha256=hashlib.sha256(data).hexdigest())
-    _atomic_write(path, data)
-    _atomic_write(sidecar_path(path), (meta.to_json() + "\n").encode("utf-8"))
+    atomic_write(path, data)
+    atomic_write(sidecar_path(path), (meta.to_json() + "\n").encode("utf-8"))
     return path
 
 
@@ -243,7 +230,7 @@ def _example(*shapes: tuple[int, ...], seed: int = 0) -> tuple[torch.Tensor, ...
 
 
 def export_policy(actor: nn.Module, path: str | Path, metadata: ModelMetadata) -> Path:
-    """Export a :class:`~meta_train.networks.RecurrentActor` or ``FeedforwardActor``.
+    """Export a :class:`~meta_train.common.networks.RecurrentActor` or ``FeedforwardActor``.
 
     Recurrent: inputs ``obs [1, obs_dim]``, ``goal [1, goal_dim]``, ``prev_action [1, act_dim]``,
     ``h_in``/``c_in [1, 1, H]``; outputs ``action [1, act_dim]``, ``h_out``, ``c_out``.
@@ -280,7 +267,7 @@ def export_policy(actor: nn.Module, path: str | Path, metadata: ModelMetadata) -
 
 
 def export_estimator(estimator: nn.Module, path: str | Path, metadata: ModelMetadata) -> Path:
-    """Export a :class:`~meta_train.networks.DynamicsEstimator`.
+    """Export a :class:`~meta_train.common.networks.DynamicsEstimator`.
 
     Inputs ``obs [1, obs_dim]``, ``prev_action [1, act_dim]``, ``h_in``/``c_in [1, 1, H]``;
     outputs ``mu_mean``, ``mu_logvar [1, mu_dim]``, ``h_out``, ``c_out``.

@@ -15,78 +15,23 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from meta_train.config import ConfigError, _f
-from meta_train.evaluate import make_eval_env
-from meta_train.export import ModelMetadata, export_estimator
-from meta_train.export_run import contract_fields
-from meta_train.networks import DynamicsEstimator, gaussian_nll
-from meta_train.policy import BatchPolicy
-from meta_train.rdpg import load_actor_from_run, resolve_device
+from meta_train.common.contract import contract_fields, make_contract_env
+from meta_train.common.device import resolve_device
+from meta_train.common.networks import DynamicsEstimator, gaussian_nll
+from meta_train.common.onnx_export import ModelMetadata, export_estimator
+from meta_train.common.policies import load_actor_from_run
+from meta_train.common.rollouts import collect_rollouts
+from meta_train.estimator.config import EstimatorConfig
 
 HISTORY_STEPS = (1, 5, 10, 20, 50, 100)
 OOD_WARMUP_STEPS = 10
 
-
-
-@dataclass
-class EstimatorConfig:
-    """Dynamics estimator training and evaluation."""
-
-    policy_run: str = _f("", "run directory of the policy whose rollouts train the estimator")
-    policy_which: str = _f("best", "which checkpoint of the policy run: best, final, latest")
-    train_episodes: int = _f(600, "training rollouts (training dynamics)")
-    val_episodes: int = _f(100, "validation rollouts (training dynamics, other seeds)")
-    heldout_episodes: int = _f(100, "rollouts on held-out dynamics (outside training ranges)")
-    noise_std: float = _f(0.1, "exploration noise on the policy's actions (fraction of bound)")
-    hidden: int = _f(64, "LSTM width")
-    epochs: int = _f(60, "passes over the training rollouts")
-    batch_episodes: int = _f(32, "episodes per gradient step")
-    lr: float = _f(1e-3, "Adam learning rate")
-    seed: int = _f(0, "seed")
-    device: str = _f("auto", "torch device")
-    out: str = _f("models/pusher_estimator.onnx", "exported estimator path (.onnx + .json)")
-    report: str = _f("", "report JSON path (default: beside --out, <name>_report.json)")
-    ood_fpr: float = _f(0.02, "false-positive rate of the OOD rule on training dynamics")
-
-    def validate(self) -> None:
-        if not self.policy_run:
-            raise ConfigError("--policy-run is required")
-        for name in ("train_episodes", "val_episodes", "heldout_episodes", "epochs",
-                     "batch_episodes", "hidden"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1")
-
-
-def collect(actor, cfg_policy, dynamics: str, episodes: int, seed: int, noise_std: float):
-    """Rollouts of the policy: obs [N, T+1, o], prev actions [N, T+1, a], mu [N, m]."""
-    env = make_eval_env(cfg_policy.env_id, cfg_policy.env_kwargs, dynamics)
-    horizon = env.max_episode_steps
-    pol = BatchPolicy(actor, cfg_policy.variant, cfg_policy.history, 1, "cpu")
-    rng = np.random.default_rng(seed)
-    scale = env.action_space.high
-    n_o, n_a = env.observation_space["observation"].shape[0], env.action_space.shape[0]
-    obs = np.zeros((episodes, horizon + 1, n_o), np.float32)
-    prev = np.zeros((episodes, horizon + 1, n_a), np.float32)
-    mus = np.zeros((episodes, env.dynamics_space.dim), np.float32)
-    for ep in range(episodes):
-        o, info = env.reset(seed=seed + ep)
-        pol.reset()
-        mus[ep] = info["mu"]
-        obs[ep, 0] = o["observation"]
-        for t in range(horizon):
-            a = pol(o["observation"][None], o["desired_goal"][None])[0]
-            a = np.clip(a + rng.normal(0, noise_std, a.shape) * scale, -scale, scale)
-            pol.observe_action(a[None])
-            o, *_ = env.step(a.astype(np.float32))
-            obs[ep, t + 1] = o["observation"]
-            prev[ep, t + 1] = a
-    return env, obs, prev, mus
 
 
 @torch.no_grad()
@@ -119,14 +64,18 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    actor, pcfg = load_actor_from_run(cfg.policy_run, cfg.policy_which)
-    env, obs, prev, mu = collect(actor, pcfg, "train", cfg.train_episodes, cfg.seed * 7919 + 1,
-                                 cfg.noise_std)
-    _, v_obs, v_prev, v_mu = collect(actor, pcfg, "train", cfg.val_episodes, 900_000 + cfg.seed,
-                                     cfg.noise_std)
-    _, h_obs, h_prev, h_mu = collect(actor, pcfg, "heldout", cfg.heldout_episodes,
-                                     800_000 + cfg.seed, cfg.noise_std)
-    names, horizon = env._train_space.names, env.max_episode_steps
+    actor, run = load_actor_from_run(cfg.policy_run, cfg.policy_which)
+    train = collect_rollouts(actor, run, "train", cfg.train_episodes, cfg.seed * 7919 + 1,
+                             cfg.noise_std)
+    val = collect_rollouts(actor, run, "train", cfg.val_episodes, 900_000 + cfg.seed,
+                           cfg.noise_std)
+    held = collect_rollouts(actor, run, "heldout", cfg.heldout_episodes, 800_000 + cfg.seed,
+                            cfg.noise_std)
+    obs, prev, mu = train.obs, train.prev_action, train.mu
+    v_obs, v_prev, v_mu = val.obs, val.prev_action, val.mu
+    h_obs, h_prev, h_mu = held.obs, held.prev_action, held.mu
+    env = make_contract_env(run.env_id, run.env_kwargs)
+    names, horizon = train.info["mu_names"], train.horizon
     scale = env.action_space.high.tolist()
     est = DynamicsEstimator(obs.shape[-1], prev.shape[-1], mu.shape[-1], hidden=cfg.hidden,
                             action_scale=scale)
@@ -173,7 +122,7 @@ def train_estimator(cfg: EstimatorConfig) -> dict:
         action_low=(-np.asarray(scale)).tolist(), action_high=list(scale),
         obs_low=obs.reshape(-1, obs.shape[-1]).min(0).tolist(),
         obs_high=obs.reshape(-1, obs.shape[-1]).max(0).tolist(), goal_low=[], goal_high=[],
-        training_config={"estimator": asdict(cfg), "policy": pcfg.to_dict()},
+        training_config={"estimator": asdict(cfg), "policy": run.config},
         ood_mu_margin=margin, ood_std_threshold=std_thr, **contract_fields(env),
     )
     export_estimator(est, out, meta)

@@ -1,5 +1,7 @@
 """From a training run to a deployable model: fill the deployment contract and export.
 
+    meta-train export runs/<run> --out models/pusher_policy.onnx
+
 The contract (observation terms, joint names and limits, action bounds, control period, dynamics
 names and training ranges, observation ranges seen in training) is read from the env and the
 run, never typed by hand, so the ROS side gets exactly what training used.
@@ -7,45 +9,14 @@ run, never typed by hand, so the ROS side gets exactly what training used.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
-import sim  # noqa: F401  (registers the envs)
-from meta_train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from meta_train.export import ModelMetadata, export_policy
-from meta_train.rdpg import load_actor_from_run
-
-
-def make_contract_env(env_id: str, env_kwargs: dict | None = None):
-    """The unwrapped push env whose contract a model follows."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = gym.make(env_id, **(env_kwargs or {})).unwrapped
-    for attr in ("obs_terms", "joint_names", "world", "dynamics_space"):
-        if not hasattr(env, attr):
-            raise ValueError(f"{env_id} is not a push env with a deployment contract "
-                             f"(missing {attr!r}); only sim envs can be exported")
-    return env
-
-
-def contract_fields(env) -> dict:
-    """Metadata fields that come from the env (everything but ranges and provenance)."""
-    space = env._train_space
-    return {
-        "env_id": env.spec.id if env.spec else "",
-        "obs_terms": env.obs_terms,
-        "joint_names": env.joint_names,
-        "action_meaning": "joint_position_offset",
-        "joint_limits_low": env.world.joint_lower.tolist(),
-        "joint_limits_high": env.world.joint_upper.tolist(),
-        "control_period_s": env.control_period_s,
-        "mu_names": space.names,
-        "mu_train_low": space.train_low.tolist(),
-        "mu_train_high": space.train_high.tolist(),
-    }
+from meta_train.common.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from meta_train.common.contract import contract_fields, make_contract_env
+from meta_train.common.onnx_export import ModelMetadata, export_policy
+from meta_train.common.policies import load_actor_from_run
 
 
 def observed_ranges(run_dir: Path, env, episodes: int = 50, seed: int = 123):
@@ -79,11 +50,11 @@ def observed_ranges(run_dir: Path, env, episodes: int = 50, seed: int = 123):
 def export_run_policy(run_dir, out, which: str = "best") -> Path:
     """Export the actor of a run to ``out`` (.onnx + .json sidecar)."""
     run_dir = Path(run_dir)
-    actor, cfg = load_actor_from_run(run_dir, which)
-    if cfg.variant == "ff_history":
+    actor, run = load_actor_from_run(run_dir, which)
+    if run.variant == "ff_history":
         raise CheckpointError("frame-stacked (ff_history) policies are for the Table II study and "
                               "are not exported for deployment")
-    env = make_contract_env(cfg.env_id, cfg.env_kwargs)
+    env = make_contract_env(run.env_id, run.env_kwargs)
     obs_lo, obs_hi, goal_lo, goal_hi = observed_ranges(run_dir, env)
     scale = actor.action_scale.cpu().numpy()
     meta = ModelMetadata(
@@ -91,7 +62,7 @@ def export_run_policy(run_dir, out, which: str = "best") -> Path:
         action_low=(-scale).tolist(), action_high=scale.tolist(),
         obs_low=obs_lo.tolist(), obs_high=obs_hi.tolist(),
         goal_low=goal_lo.tolist(), goal_high=goal_hi.tolist(),
-        training_config=cfg.to_dict(), **contract_fields(env),
+        training_config=run.config, **contract_fields(env),
     )
     env.close()
     out = Path(out)

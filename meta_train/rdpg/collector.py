@@ -24,15 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
-import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0 in the collector process)
-from meta_train.config import ConfigError, RDPGConfig
-from meta_train.expert import INFO_KEY as EXPERT_KEY
-from meta_train.expert import INFORMED_KEY, ExpertActionInfo
-from meta_train.policy import BatchPolicy
+import sim  # noqa: F401  (registers the envs in the collector process too)
+from meta_train.common.config import ConfigError
+from meta_train.common.policies import BatchPolicy
+from meta_train.common.runs import RunError
+from meta_train.rdpg.config import RDPGConfig
+from meta_train.rdpg.teacher import INFO_KEY as EXPERT_KEY
+from meta_train.rdpg.teacher import INFORMED_KEY, ExpertActionInfo
 from sim.scripted import ScriptedPusher
 
 
-class CollectorError(RuntimeError):
+class CollectorError(RunError):
     """The collector process failed or exited; the message carries its traceback."""
 
 
@@ -44,13 +46,8 @@ def make_env(cfg: RDPGConfig, **extra):
         raise ConfigError("env_kwargs: max_episode_steps only wraps the env in gymnasium's "
                           "TimeLimit, the push envs truncate themselves at their own length; "
                           "set episode_steps instead")
-    if "dynamics_emphasis" in kw:
-        raise ConfigError("env_kwargs: dynamics_emphasis would reach the evaluation envs too; "
-                          "set train_dynamics_emphasis, which only the training envs get")
     if cfg.variant == "ff_norand":
         kw["randomize"] = False
-    elif cfg.train_dynamics_emphasis:
-        kw["dynamics_emphasis"] = cfg.train_dynamics_emphasis
     kw.update(extra)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

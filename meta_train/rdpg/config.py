@@ -1,33 +1,28 @@
-"""Configuration as data: a dataclass per algorithm, YAML presets, flags generated from fields.
+"""The RDPG + HER trainer's configuration: one dataclass, its presets and its checks.
 
-Each field's ``help`` metadata becomes its ``--help`` text (CleanRL style). The resolved config is
-saved beside every checkpoint and exported model.
+Each field's ``help`` becomes its ``--help`` text; presets live in ``presets/`` beside this
+file; the resolved config is saved beside every checkpoint (``config.yaml``, and in each
+checkpoint's state) and in every exported model's sidecar.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from meta_train.common.config import (
+    ConfigError,
+    build_config,
+    drop_removed,
+    load_preset,
+)
+from meta_train.common.config import option as _f
+from meta_train.common.policies import REMOVED_OPTIONS, VARIANTS, ActorSpec
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-VARIANTS = ("lstm", "ff", "ff_history", "ff_norand")
 TEACHERS = ("privileged", "observing", "contact")  # sim.scripted.KNOWLEDGE
-
-
-class ConfigError(ValueError):
-    """A configuration value, preset or flag is invalid."""
-
-
-def _f(default, help: str, **kw):  # noqa: A002 - mirrors argparse's name
-    if isinstance(default, dict | list):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kw)
-    return field(default=default, metadata={"help": help}, **kw)
 
 
 @dataclass
@@ -41,12 +36,6 @@ class RDPGConfig:
                       "ff_norand (feedforward, nominal dynamics only)")
     history: int = _f(8, "frames stacked by the ff_history variant")
     env_kwargs: dict = _f({}, "extra keyword arguments for gym.make (e.g. dynamics_ranges)")
-    train_dynamics_emphasis: dict = _f({}, "training envs only: oversample bands inside the "
-                                       "training ranges, {name: [low, high, probability]}, "
-                                       "e.g. {\"puck_friction\": [0.1, 0.3, 0.25]}: with that "
-                                       "probability the value comes from the band (prioritised "
-                                       "task sampling); evaluations sample the ranges as the "
-                                       "env defines them")
     kinematic_features: bool = _f(True, "push envs: networks compute the tool position by "
                                   "forward kinematics (inside the exported graph) and relative "
                                   "puck/goal vectors from the raw observation")
@@ -96,21 +85,6 @@ class RDPGConfig:
     bc_batch_episodes: int = _f(8, "demonstration episodes per behaviour-cloning batch")
     bc_q_filter: bool = _f(True, "clone only where the critic prefers the demonstrated action "
                            "(Q-filter); off: clone every demonstrated step")
-    bc_q_filter_informed_only: bool = _f(False, "with expert labels: Q-filter only the labels "
-                                         "the teacher gave knowing the true dynamics (contact "
-                                         "teacher: after the puck showed them; privileged: "
-                                         "all) and clone the others at every step. The "
-                                         "omniscient critic judges a label by the true "
-                                         "dynamics, which the student cannot tell apart "
-                                         "before the teacher could")
-    uninformed_rl_weight: float = _f(1.0, "with expert labels: weight of the reinforcement "
-                                     "term (-Q) of the actor's loss at the steps whose label "
-                                     "the teacher gave before the dynamics showed (contact "
-                                     "teacher: before it touched or saw the puck move). The "
-                                     "omniscient critic judges those steps by dynamics the "
-                                     "actor cannot know yet; 0 leaves them to cloning alone "
-                                     "(with bc_q_filter_informed_only, which clones them at "
-                                     "every step), 1 treats every step alike")
     expert_labels: bool = _f(False, "push envs: the privileged scripted pusher labels every "
                              "state of every collected episode with its action (DAgger, Ross "
                              "et al. 2011) and the behaviour-cloning loss uses these labels on "
@@ -129,25 +103,11 @@ class RDPGConfig:
     moved_fraction: float = _f(0.0, "share of each batch drawn from episodes in which the "
                                "achieved goal (the puck) moved; 0 = uniform sampling")
     omniscient_critic: bool = _f(True, "give the critic the true dynamics mu")
-    time_aware_critic: bool = _f(False, "give the critic the share of the episode left as a "
-                                 "privileged input and end its bootstrap at the time limit "
-                                 "(Pardo et al. 2018); the actor is unchanged")
-    absorbing_final_state: bool = _f(False, "with time_aware_critic: value the state an "
-                                     "episode ends in as kept for ever (its reward / (1 - "
-                                     "gamma)), so that where the puck ends weighs as it does "
-                                     "in the success measure")
     actor_ema: float = _f(0.0, "decay per update of an exponential moving average of the "
                           "actor's weights, which the periodic evaluations, best/ and final/ "
                           "(the exported policy) then use; the online actor still explores "
                           "and trains; 0 disables it (e.g. 0.999: about the last 1,000 "
                           "updates)")
-    actor_mu_aux: float = _f(0.0, "weight of an auxiliary loss on the recurrent actor: a "
-                             "linear head on its LSTM output predicts the true normalised "
-                             "dynamics mu at every step, so the history is pressed into an "
-                             "estimate of them (training only; the head is not exported); "
-                             "0 disables it")
-    n_step: int = _f(1, "steps of reward summed before the critic's TD target bootstraps "
-                     "(n-step returns of the stored actions, no off-policy correction)")
     clip_target: bool = _f(True, "clip TD targets to [-1/(1-gamma), 0] (rewards in [-1, 0])")
     eval_every: int = _f(25, "iterations between evaluations")
     eval_episodes: int = _f(20, "episodes per evaluation (deterministic policy)")
@@ -183,17 +143,8 @@ class RDPGConfig:
             raise ConfigError(f"critic_hidden must be >= 0, got {self.critic_hidden}")
         if not 0.0 < self.gamma < 1.0:
             raise ConfigError(f"gamma must be in (0, 1), got {self.gamma}")
-        if self.absorbing_final_state and not self.time_aware_critic:
-            raise ConfigError("absorbing_final_state needs time_aware_critic (a critic that "
-                              "does not see the time cannot tell the final state apart)")
         if not 0.0 <= self.actor_ema < 1.0:
             raise ConfigError(f"actor_ema must be in [0, 1), got {self.actor_ema}")
-        if self.actor_mu_aux < 0:
-            raise ConfigError(f"actor_mu_aux must be >= 0, got {self.actor_mu_aux}")
-        if self.actor_mu_aux > 0 and self.variant != "lstm":
-            raise ConfigError("actor_mu_aux needs the recurrent actor (variant lstm)")
-        if self.n_step < 1:
-            raise ConfigError(f"n_step must be >= 1, got {self.n_step}")
         if not 0.0 < self.tau <= 1.0:
             raise ConfigError(f"tau must be in (0, 1], got {self.tau}")
         if not 0.0 <= self.lr_decay_from <= 1.0 or not 0.0 <= self.lr_final <= 1.0:
@@ -214,16 +165,6 @@ class RDPGConfig:
         if not self.teacher_prior_friction > 0.0:
             raise ConfigError(f"teacher_prior_friction must be > 0, got "
                               f"{self.teacher_prior_friction}")
-        if self.bc_q_filter_informed_only and not (self.expert_labels and self.bc_q_filter):
-            raise ConfigError("bc_q_filter_informed_only needs expert_labels and bc_q_filter")
-        if not 0.0 <= self.uninformed_rl_weight <= 1.0:
-            raise ConfigError(f"uninformed_rl_weight must be in [0, 1], got "
-                              f"{self.uninformed_rl_weight}")
-        if self.uninformed_rl_weight < 1.0 and not (self.expert_labels
-                                                    and self.teacher != "privileged"):
-            raise ConfigError("uninformed_rl_weight < 1 needs expert_labels from a teacher that "
-                              "acts before it knows the dynamics (observing or contact); the "
-                              "privileged teacher's labels are all informed")
         if self.expert_labels and self.bc_weight <= 0:
             raise ConfigError("expert_labels are used only by the behaviour-cloning loss; "
                               "set bc_weight > 0")
@@ -235,67 +176,21 @@ class RDPGConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-
-def load_preset(name_or_path: str) -> dict[str, Any]:
-    """Values of a YAML preset: a name under meta_train/presets/ or a path."""
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = PRESETS_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
-        raise ConfigError(f"preset {name_or_path!r} not found (known presets: {known})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a preset must be a mapping of field: value")
-    return data
+    def actor_spec(self) -> ActorSpec:
+        """The actor's architecture and env (what :func:`meta_train.common.policies.build_actor`
+        needs)."""
+        return ActorSpec(env_id=self.env_id, env_kwargs=dict(self.env_kwargs),
+                         variant=self.variant, hidden=self.hidden, history=self.history,
+                         kinematic_features=self.kinematic_features)
 
 
-def build_config(cls, values: dict[str, Any]):
-    """Instantiate a config dataclass from a mapping, rejecting unknown keys."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
-    cfg = cls(**values)
-    if hasattr(cfg, "validate"):
-        cfg.validate()
-    return cfg
+def preset_values(name_or_path: str) -> dict[str, Any]:
+    """Values of an RDPG preset: a name under ``presets/`` or a path."""
+    return load_preset(name_or_path, PRESETS_DIR)
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls) -> None:
-    """One ``--flag`` per field, with the field's help; defaults stay None (unset)."""
-    for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f.metadata.get("help", "")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=f"{help_text} (default {default})")
-        elif f.type in ("dict", dict, "list", list):
-            parser.add_argument(flag, type=json.loads, default=None,
-                                help=f"{help_text}; JSON (default {default})")
-        else:
-            typ = {"int": int, "float": float, "str": str}.get(f.type, str)
-            parser.add_argument(flag, type=typ, default=None,
-                                help=f"{help_text} (default {default})")
-
-
-def flags_to_values(args: argparse.Namespace, cls) -> dict[str, Any]:
-    """Field values explicitly given on the command line."""
-    out = {}
-    for f in dataclasses.fields(cls):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            out[f.name] = v
-    return out
-
-
-def save_config(cfg, path: Path) -> None:
-    """Write the resolved config as YAML (atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    tmp.replace(path)
+def config_from_saved(values: dict[str, Any], what: str) -> RDPGConfig:
+    """The config saved with a run (``config.yaml`` or a checkpoint's state), validated; a
+    removed option at its "off" value is dropped, any other value refused
+    (:data:`~meta_train.common.policies.REMOVED_OPTIONS`)."""
+    return build_config(RDPGConfig, drop_removed(values, REMOVED_OPTIONS, what))

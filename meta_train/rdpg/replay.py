@@ -35,9 +35,6 @@ class EpisodeBatch(NamedTuple):
     mu: np.ndarray  # [B, mu_dim]
     achieved_goal: np.ndarray  # [B, T+1, goal_dim]
     expert_action: np.ndarray | None = None  # [B, T, act_dim] (labelled batches only)
-    # [B, T] bool: the step's expert label was given knowing the true dynamics (True where an
-    # episode carries no labels; None only in demonstration batches)
-    expert_informed: np.ndarray | None = None
 
 
 class EpisodeReplay:
@@ -111,7 +108,8 @@ class EpisodeReplay:
         ``desired_goal [T, .]``, ``mu [mu_dim]``; ``demo`` marks a demonstration,
         ``expert_action [T, .]`` is the expert's label of each visited state (or None) and
         ``expert_informed [T]`` whether each label was given knowing the true dynamics
-        (default: all)."""
+        (default: all; kept with the episode and in checkpoints, e.g. to find the steps after
+        the dynamics showed, though no loss reads it)."""
         i = self.next
         self.demo[i] = demo
         self.labelled[i] = expert_action is not None
@@ -166,7 +164,7 @@ class EpisodeReplay:
                 k = int(round(self.moved_fraction * batch_size))
                 idx[:k] = moved[rng.integers(0, len(moved), size=k)]
         goal, reward = self.relabel(idx, rng)
-        return self._batch(idx, goal, reward, expert_informed=self.expert_informed[idx])
+        return self._batch(idx, goal, reward)
 
     def sample_demos(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Demonstration episodes with their original goals (for a behaviour-cloning loss)."""
@@ -181,7 +179,7 @@ class EpisodeReplay:
     def sample_labelled(self, batch_size: int, rng: np.random.Generator) -> EpisodeBatch:
         """Expert-labelled episodes with their original goals and ``expert_action`` (DAgger)."""
         idx = self._sample_marked(self.labelled, "expert-labelled episodes", batch_size, rng)
-        return self._original_goal_batch(idx, self.expert_action[idx], self.expert_informed[idx])
+        return self._original_goal_batch(idx, self.expert_action[idx])
 
     def _sample_marked(self, mark: np.ndarray, what: str, batch_size: int,
                        rng: np.random.Generator) -> np.ndarray:
@@ -191,21 +189,19 @@ class EpisodeReplay:
             raise RuntimeError(f"the replay buffer holds no {what}")
         return marked[rng.integers(0, len(marked), size=batch_size)]
 
-    def _original_goal_batch(self, idx: np.ndarray, expert_action: np.ndarray | None = None,
-                             expert_informed: np.ndarray | None = None) -> EpisodeBatch:
+    def _original_goal_batch(self, idx: np.ndarray,
+                             expert_action: np.ndarray | None = None) -> EpisodeBatch:
         goal = self.desired_goal[idx]
         reward = self.compute_reward(self.achieved_goal[idx][:, 1:], goal, None)
-        return self._batch(idx, goal, reward.astype(np.float32), expert_action, expert_informed)
+        return self._batch(idx, goal, reward.astype(np.float32), expert_action)
 
     def _batch(self, idx: np.ndarray, goal: np.ndarray, reward: np.ndarray,
-               expert_action: np.ndarray | None = None,
-               expert_informed: np.ndarray | None = None) -> EpisodeBatch:
+               expert_action: np.ndarray | None = None) -> EpisodeBatch:
         action = self.action[idx]
         prev = np.concatenate([np.zeros_like(action[:, :1]), action], axis=1)
         return EpisodeBatch(
             obs=self.obs[idx], action=action, prev_action=prev, goal=goal, reward=reward,
             mu=self.mu[idx], achieved_goal=self.achieved_goal[idx], expert_action=expert_action,
-            expert_informed=expert_informed,
         )
 
     # --- persistence (checkpoint/resume) ------------------------------------------------------

@@ -16,9 +16,9 @@ import json
 import time
 from pathlib import Path
 
-from meta_train.config import RDPGConfig
-from meta_train.evaluate import evaluate_run
-from meta_train.rdpg import RDPGTrainer
+from meta_train.common.evaluation import evaluate_run
+from meta_train.rdpg.config import RDPGConfig
+from meta_train.rdpg.trainer import RDPGTrainer
 
 LABELS = {
     "lstm": "LSTM, randomized",

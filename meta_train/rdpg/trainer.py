@@ -7,29 +7,27 @@ The loop, top to bottom (CleanRL style):
 2. update the observation normalisers;
 3. ``updates_per_iteration`` times: sample whole episodes, relabel goals with HER, and take one
    gradient step of the critic (TD targets from target networks, back-propagation through time
-   over the whole episode) and of the actor (deterministic policy gradient through the critic);
-   Polyak-average the target networks;
+   over the whole episode) and of the actor (deterministic policy gradient through the critic,
+   plus behaviour cloning of the teacher's labels where the critic prefers them); Polyak-average
+   the target networks;
 4. evaluate, log, checkpoint.
 
-With ``collector: process`` step 1 runs in a process of its own (:mod:`meta_train.collector`):
-the episodes of iteration ``i + 1`` are collected, with the actor as it was before the updates
-of iteration ``i``, while those updates run; on two cores an iteration then costs the larger
-of the two instead of their sum. The learner still waits for each iteration's episodes, so the
+With ``collector: process`` step 1 runs in a process of its own (:mod:`.collector`): the
+episodes of iteration ``i + 1`` are collected, with the actor as it was before the updates of
+iteration ``i``, while those updates run; on two cores an iteration then costs the larger of
+the two instead of their sum. The learner still waits for each iteration's episodes, so the
 run is as reproducible, and resumes as exactly, as an inline one.
 
 The critic sees ``mu`` (omniscient); the actor never does and must infer the dynamics from its
 history (recurrent branch over ``(s_t, a_{t-1})``). Episodes end only by time limit, so every
-transition bootstraps (time-limit ends are not terminal); with ``time_aware_critic`` the critic
-also sees the share of the episode left and the limit ends its bootstrap (Pardo et al. 2018),
-while the actor still sees neither. Baselines from Peng's Table II share the
-loop: ``ff`` (feedforward actor), ``ff_history`` (feedforward over the last k states and
+transition bootstraps (time-limit ends are not terminal). Baselines from Peng's Table II share
+the loop: ``ff`` (feedforward actor), ``ff_history`` (feedforward over the last k states and
 actions), ``ff_norand`` (feedforward, trained on nominal dynamics only).
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import math
 import shutil
 import sys
@@ -42,9 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-import meta_train.toy_envs  # noqa: F401  (registers PointGoal-v0)
 import sim  # noqa: F401  (registers the envs)
-from meta_train.checkpoint import (
+from meta_train.common.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     load_checkpoint,
@@ -52,194 +49,57 @@ from meta_train.checkpoint import (
     optimizer_to_tensors,
     save_checkpoint,
 )
-from meta_train.collector import Collector, CollectorProcess, Rollout, make_env
-from meta_train.config import ConfigError, RDPGConfig, build_config, save_config
-from meta_train.evaluate import evaluate_actor, make_eval_env
-from meta_train.kinematics import (
-    Featurized,
-    ForwardKinematics,
-    PushFeatures,
-    strip_kinematics,
+from meta_train.common.config import ConfigError, drop_removed, save_config
+from meta_train.common.device import resolve_device
+from meta_train.common.evaluation import evaluate_actor, make_eval_env
+from meta_train.common.kinematics import Featurized, strip_kinematics
+from meta_train.common.networks import FeedforwardCritic, RecurrentCritic
+from meta_train.common.policies import (
+    REMOVED_OPTIONS,
+    actor_input,
+    build_actor,
+    push_features,
 )
-from meta_train.networks import (
-    FeedforwardActor,
-    FeedforwardCritic,
-    RecurrentActor,
-    RecurrentCritic,
-)
-from meta_train.policy import actor_input
-from meta_train.replay import EpisodeReplay
-from sim.world import NOMINAL_TABLE_HEIGHT_M
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; explicit names are checked."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return dev
-
-
-def push_features(cfg: RDPGConfig, act_dim: int, history: int = 0) -> PushFeatures | None:
-    """The in-network kinematic features for push envs (None when off or not a push env)."""
-    if not cfg.kinematic_features:
-        return None
-    env = make_env(cfg).unwrapped
-    world = getattr(env, "world", None)
-    env.close()
-    if world is None:
-        return None
-    spec = world.spec
-    base = np.array(spec.base_position) + [0.0, 0.0, NOMINAL_TABLE_HEIGHT_M]
-    fk = ForwardKinematics(spec.urdf, spec.joint_names, spec.ee_link, base)
-    return PushFeatures(fk, len(spec.joint_names), act_dim, history)
-
-
-def build_actor(cfg: RDPGConfig, obs_dim: int, goal_dim: int, act_dim: int, scale):
-    """The actor of a variant (wrapped with kinematic features when enabled)."""
-    hist = cfg.history if cfg.variant == "ff_history" else 0
-    feats = push_features(cfg, act_dim, hist)
-    eo, eg = (feats.extra_obs, feats.extra_goal) if feats else (0, 0)
-    if cfg.variant == "lstm":
-        net = RecurrentActor(obs_dim + eo, goal_dim + eg, act_dim, scale, hidden=cfg.hidden)
-    elif cfg.variant == "ff_history":
-        net = FeedforwardActor(cfg.history * (obs_dim + act_dim) + eo, goal_dim + eg, act_dim,
-                               scale, hidden=cfg.hidden, history=cfg.history)
-    else:
-        net = FeedforwardActor(obs_dim + eo, goal_dim + eg, act_dim, scale, hidden=cfg.hidden)
-    return Featurized(net, feats) if feats else net
-
-
-def privileged_dim(cfg: RDPGConfig, mu_dim: int) -> int:
-    """Width of the critic's privileged input: ``mu`` if omniscient, then the time left if
-    time-aware."""
-    return (mu_dim if cfg.omniscient_critic else 0) + int(cfg.time_aware_critic)
-
-
-def privileged_input(cfg: RDPGConfig, mu: torch.Tensor, horizon: int,
-                     length: int) -> torch.Tensor | None:
-    """The critic's privileged input at positions ``0 .. length-1`` of whole episodes of
-    ``horizon`` steps, ``[B, length, privileged_dim]``: the episode's ``mu`` (``[B, mu_dim]``)
-    if the critic is omniscient, then with ``time_aware_critic`` the share of the episode left,
-    ``(horizon - t) / horizon`` (1 at the first step, 0 at the state the time limit ends on).
-    None when the critic has no privileged input."""
-    parts = []
-    if cfg.omniscient_critic and mu.shape[-1]:
-        parts.append(mu[:, None].expand(-1, length, -1))
-    if cfg.time_aware_critic:
-        left = (horizon - torch.arange(length, device=mu.device, dtype=mu.dtype)) / horizon
-        parts.append(left[None, :, None].expand(mu.shape[0], -1, -1))
-    if len(parts) < 2:  # the preset's case: mu alone stays a view, as before
-        return parts[0] if parts else None
-    return torch.cat(parts, dim=-1)
-
-
-TIME_LIMIT = ("bootstrap", "terminal", "absorbing")
+from meta_train.common.runs import ProgressLog, default_run_name
+from meta_train.rdpg.collector import Collector, CollectorProcess, Rollout, make_env
+from meta_train.rdpg.config import RDPGConfig
+from meta_train.rdpg.replay import EpisodeReplay
 
 #: Options the saved networks' shapes or inputs depend on: ``--resume`` must keep them.
 NETWORK_FIELDS = ("env_id", "variant", "history", "kinematic_features", "hidden",
-                  "critic_hidden", "omniscient_critic", "time_aware_critic")
+                  "critic_hidden", "omniscient_critic")
 
 
 def network_changes(saved: dict, cfg: RDPGConfig) -> list[str]:
     """``--flag: run X, now Y`` for each network-shaping option that differs between a saved
-    config and ``cfg`` (a field missing from an older checkpoint counts as its default), and
-    for ``actor_mu_aux`` where one side has the auxiliary head and the other not."""
+    config and ``cfg`` (a field missing from an older checkpoint counts as its default)."""
     defaults = RDPGConfig()
     out = []
     for name in NETWORK_FIELDS:
         was, now = saved.get(name, getattr(defaults, name)), getattr(cfg, name)
         if was != now:
             out.append(f"--{name.replace('_', '-')}: run {was!r}, now {now!r}")
-    was, now = saved.get("actor_mu_aux", 0.0), cfg.actor_mu_aux
-    if (was > 0) != (now > 0):  # the head exists or not; its weight alone may change
-        out.append(f"--actor-mu-aux: run {was!r}, now {now!r}")
     return out
 
 
-def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float, limit: str,
+def td_target(reward: torch.Tensor, q_next: torch.Tensor, gamma: float,
               clip: bool) -> torch.Tensor:
     """TD targets ``r_t + gamma * Q'(s_{t+1}, ...)`` of whole episodes (``[B, T]`` each).
 
-    Episodes end only at the time limit; ``limit`` says what the last transition's target is:
-    ``bootstrap``, like every other (the limit is not a property of the state the critic
-    sees); ``terminal``, the reward alone (a time-aware critic, which sees the time left);
-    ``absorbing``, the reward of the final state as if kept for ever, ``r / (1 - gamma)``, so
-    that where the episode ends weighs as much as the success measure makes it weigh. ``clip``
-    bounds the targets to the returns rewards in ``[-1, 0]`` allow.
+    Episodes end only at the time limit, which is not a property of the state the critic sees:
+    the last transition bootstraps like every other. ``clip`` bounds the targets to the
+    returns rewards in ``[-1, 0]`` allow.
     """
-    if limit not in TIME_LIMIT:
-        raise ValueError(f"limit must be one of {TIME_LIMIT}, got {limit!r}")
     y = reward + gamma * q_next
-    if limit != "bootstrap":
-        last = reward[:, -1:] / (1.0 - gamma) if limit == "absorbing" else reward[:, -1:]
-        y = torch.cat([y[:, :-1], last], dim=1)
-    return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
-
-
-def goal_rewards(compute_reward, achieved_goal: np.ndarray, goal: np.ndarray,
-                 n_step: int) -> np.ndarray:
-    """``[B, T, n]`` rewards of the ``n_step`` transitions from each ``t`` scored against the
-    goal of transition ``t`` (HER gives every transition its own goal, so the rewards stored
-    with later transitions belong to other goals); zeros past the episode's end.
-    ``achieved_goal`` is ``[B, T+1, g]``, ``goal`` ``[B, T, g]``."""
-    b, horizon = goal.shape[:2]
-    out = np.zeros((b, horizon, n_step), np.float32)
-    for k in range(min(n_step, horizon)):
-        out[:, :horizon - k, k] = compute_reward(achieved_goal[:, 1 + k:], goal[:, :horizon - k],
-                                                 None)
-    return out
-
-
-def n_step_target(reward_n: torch.Tensor, q_shifted: torch.Tensor,
-                  one_step: torch.Tensor | None, gamma: float, limit: str,
-                  clip: bool) -> torch.Tensor:
-    """n-step TD targets of whole episodes whose transitions each have their own goal.
-
-    ``reward_n [B, T, n]`` from :func:`goal_rewards`; ``q_shifted [B, T+1]`` the target
-    critic's value at position ``j`` for the goal of transition ``j - n`` (the networks read
-    the goal only in their feedforward branch, so one pass with the goals shifted by ``n``
-    gives every bootstrap); ``one_step [B, T]`` the one-step targets (:func:`td_target`),
-    needed only where ``limit`` is ``bootstrap``.
-    Target of transition ``t``: ``r_t + ... + gamma^(m-1) r_(t+m-1) + gamma^m V``, ``m =
-    min(n, T - t)``, ``V`` the value of state ``t+m`` for goal ``t``: ``q_shifted`` inside the
-    episode and at its end where ``limit`` bootstraps with ``m = n``; at the end, nothing for
-    ``terminal`` and the final state's reward for ever for ``absorbing``. The last ``n - 1``
-    transitions of a ``bootstrap`` episode, whose bootstrap ``q_shifted`` does not hold, keep
-    the one-step target. Uncorrected for exploration, as in Ape-X and R2D2.
-    """
-    if limit not in TIME_LIMIT:
-        raise ValueError(f"limit must be one of {TIME_LIMIT}, got {limit!r}")
-    b, horizon, n = reward_n.shape
-    t = torch.arange(horizon, device=reward_n.device)
-    m = torch.clamp(horizon - t, max=n)
-    disc = gamma ** torch.arange(n, device=reward_n.device, dtype=reward_n.dtype)
-    last_k = (m - 1).expand(b, -1)[..., None]  # the last reward summed into each target
-    ret = torch.cumsum(reward_n * disc, dim=-1).gather(-1, last_k)[..., 0]
-    bootstrap = q_shifted[:, t + m]
-    ends = (t + m) == horizon
-    if limit == "terminal":
-        bootstrap = torch.where(ends, torch.zeros_like(bootstrap), bootstrap)
-    elif limit == "absorbing":
-        last = reward_n.gather(-1, last_k)[..., 0] / (1.0 - gamma)
-        bootstrap = torch.where(ends, last, bootstrap)
-    y = ret + gamma ** m.to(reward_n.dtype) * bootstrap
-    if limit == "bootstrap":
-        if one_step is None:
-            raise ValueError("limit 'bootstrap' needs the one-step targets (the last n - 1 "
-                             "transitions keep them)")
-        y = torch.where(m < n, one_step, y)
     return y.clamp(-1.0 / (1.0 - gamma), 0.0) if clip else y
 
 
 def build_critic(cfg: RDPGConfig, obs_dim, goal_dim, act_dim, mu_dim, scale):
     """Recurrent omniscient critic for the LSTM policy, feedforward for the baselines."""
-    feats = push_features(cfg, act_dim)
+    feats = push_features(cfg.actor_spec(), act_dim)
     eo, eg = (feats.extra_obs, feats.extra_goal) if feats else (0, 0)
     cls = RecurrentCritic if cfg.variant == "lstm" else FeedforwardCritic
-    net = cls(obs_dim + eo, goal_dim + eg, act_dim, privileged_dim(cfg, mu_dim),
+    net = cls(obs_dim + eo, goal_dim + eg, act_dim, mu_dim if cfg.omniscient_critic else 0,
               hidden=cfg.critic_hidden or cfg.hidden, action_scale=scale)
     return Featurized(net, feats) if feats else net
 
@@ -261,24 +121,6 @@ def _with_tool(net, tool: torch.Tensor | None, horizon: int | None = None) -> di
     return {"tool": tool if horizon is None else tool[:, :horizon]}
 
 
-def reinforcement_term(q: torch.Tensor, informed: torch.Tensor,
-                       uninformed_weight: float) -> torch.Tensor:
-    """The actor's reinforcement loss ``-Q`` averaged over steps weighted 1 where the expert
-    label was given knowing the dynamics (``informed``, bool, same shape as ``q``) and
-    ``uninformed_weight`` elsewhere; 0 when every weight is 0."""
-    w = torch.where(informed, 1.0, uninformed_weight).to(q.dtype)
-    return -(q * w).sum() / w.sum().clamp(min=1e-6)
-
-
-def q_filter_mask(q_label: torch.Tensor, q_actor: torch.Tensor,
-                  informed: torch.Tensor | None = None) -> torch.Tensor:
-    """Steps whose label is cloned: where the critic values the label above the actor's own
-    action (Q-filter, Nair et al. 2018), and, given ``informed`` (bool, same shape), every step
-    whose label was given without knowing the true dynamics."""
-    keep = q_label > q_actor
-    return keep if informed is None else keep | ~informed
-
-
 class RDPGTrainer:
     """Owns envs, networks, optimisers, replay and the training state of one run."""
 
@@ -290,7 +132,8 @@ class RDPGTrainer:
             torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.run_dir = Path(cfg.run_dir) / (cfg.run_name or self._default_name())
+        self.run_dir = Path(cfg.run_dir) / (
+            cfg.run_name or default_run_name(cfg.env_id, "rdpg_her", cfg.variant, cfg.seed))
         if not resume and latest_checkpoint(self.run_dir) is not None:
             raise CheckpointError(
                 f"{self.run_dir} already holds checkpoints; pass --resume to continue it or "
@@ -316,9 +159,8 @@ class RDPGTrainer:
         probe.close()
 
         scale = self.action_scale.tolist()
-        self.time_limit = ("bootstrap" if not cfg.time_aware_critic else
-                           "absorbing" if cfg.absorbing_final_state else "terminal")
-        self.actor = build_actor(cfg, self.obs_dim, self.goal_dim, self.act_dim, scale)
+        self.actor = build_actor(cfg.actor_spec(), self.obs_dim, self.goal_dim, self.act_dim,
+                                 scale)
         self.critic = build_critic(cfg, self.obs_dim, self.goal_dim, self.act_dim, self.mu_dim,
                                    scale)
         self.actor.to(self.device)
@@ -327,19 +169,7 @@ class RDPGTrainer:
         self.critic_target = copy.deepcopy(self.critic)
         # the moving average of the actor that evaluations and saved policies use (--actor-ema)
         self.actor_ema = copy.deepcopy(self.actor) if cfg.actor_ema > 0 else None
-        self.mu_head: nn.Linear | None = None
-        self._lstm_out: dict[str, torch.Tensor] = {}
-        if cfg.actor_mu_aux > 0:
-            lstm = getattr(getattr(self.actor, "net", self.actor), "lstm", None)
-            if lstm is None or self.mu_dim == 0:
-                raise ConfigError("actor_mu_aux needs a recurrent actor and an env with mu")
-            self.mu_head = nn.Linear(lstm.hidden_size, self.mu_dim).to(self.device)
-            # the online actor's LSTM output of its latest call (after the target's deepcopy,
-            # which must not carry the hook)
-            lstm.register_forward_hook(
-                lambda _m, _i, out: self._lstm_out.__setitem__("rec", out[0]))
-        self._actor_params = list(self.actor.parameters()) + (
-            list(self.mu_head.parameters()) if self.mu_head is not None else [])
+        self._actor_params = list(self.actor.parameters())
         self.actor_opt = torch.optim.Adam(self._actor_params, lr=cfg.actor_lr)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
         self.replay = EpisodeReplay(
@@ -363,21 +193,15 @@ class RDPGTrainer:
         self.env_steps = 0
         self.updates = 0
         self.best_success = -1.0
-        self.history_rows: list[dict] = []
+        self.progress = ProgressLog(self.run_dir, tensorboard=cfg.tensorboard)
         self._last_eval: dict = {}
         self._wall_before, self._wall_start = 0.0, None
-        self._tb = None  # TensorBoard writer, opened at the first progress row
-        self._resumed_at: int | None = None  # first env step logged again after a resume
         if resume:
             ckpt = latest_checkpoint(self.run_dir)
             if ckpt is None:
                 raise CheckpointError(f"--resume: no complete checkpoint in {self.run_dir}")
             self.load(ckpt)
         save_config(cfg, self.run_dir / "config.yaml")
-
-    def _default_name(self) -> str:
-        c = self.cfg
-        return f"{c.env_id}__rdpg_her__{c.variant}__{c.seed}__{int(time.time())}"
 
     # --- rollouts -----------------------------------------------------------------------------
     @property
@@ -465,7 +289,7 @@ class RDPGTrainer:
     def _start_remote(self) -> None:
         """Start the collector process (at the start of ``train``) and its first request."""
         cfg = self.cfg
-        actor = build_actor(cfg, self.obs_dim, self.goal_dim, self.act_dim,
+        actor = build_actor(cfg.actor_spec(), self.obs_dim, self.goal_dim, self.act_dim,
                             self.action_scale.tolist())
         self.remote = CollectorProcess(cfg, actor, self._env_dims, self.action_scale,
                                        self._collector_rng)
@@ -498,6 +322,14 @@ class RDPGTrainer:
         return stats, added
 
     # --- learning -----------------------------------------------------------------------------
+    def _critic_mu(self, mu: torch.Tensor, length: int) -> torch.Tensor | None:
+        """The critic's privileged input at positions ``0 .. length-1`` of whole episodes,
+        ``[B, length, mu_dim]``: each episode's ``mu`` (``[B, mu_dim]``) where the critic is
+        omniscient, else None."""
+        if not (self.cfg.omniscient_critic and mu.shape[-1]):
+            return None
+        return mu[:, None].expand(-1, length, -1)
+
     def update(self) -> dict:
         """One critic and one actor gradient step on a batch of whole, relabelled episodes."""
         cfg, dev = self.cfg, self.device
@@ -505,29 +337,16 @@ class RDPGTrainer:
         t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
         obs, act, prev, goal, rew = t(b.obs), t(b.action), t(b.prev_action), t(b.goal), t(b.reward)
         horizon = act.shape[1]
-        mu = privileged_input(cfg, t(b.mu), horizon, horizon + 1)
+        mu = self._critic_mu(t(b.mu), horizon + 1)
         pin = actor_input(cfg.variant, cfg.history, obs, prev)
         with torch.no_grad():
             tool = _tool_of(self.critic, obs)
-
-            def target_values(shift: int) -> torch.Tensor:
-                """Target critic's values along the episode, ``[B, T+1]``, with the goal of
-                transition ``j - shift`` at position ``j`` (shift 1: each transition's goal
-                at the state it leads to)."""
-                g = torch.cat([goal[:, :1].expand(-1, shift, -1), goal], dim=1)[:, :horizon + 1]
-                pi, _ = self.actor_target(pin, g, prev, **_with_tool(self.actor_target, tool))
-                q, _ = self.critic_target(obs, g, pi, prev, mu,
-                                          **_with_tool(self.critic_target, tool))
-                return q[..., 0]
-
-            y = None  # one-step targets: the target itself, or the n-step tail's at bootstrap
-            if cfg.n_step == 1 or self.time_limit == "bootstrap":
-                y = td_target(rew, target_values(1)[:, 1:], cfg.gamma, self.time_limit,
-                              cfg.clip_target)
-            if cfg.n_step > 1:
-                r_n = t(goal_rewards(self.compute_reward, b.achieved_goal, b.goal, cfg.n_step))
-                y = n_step_target(r_n, target_values(cfg.n_step), y, cfg.gamma,
-                                  self.time_limit, cfg.clip_target)
+            # the target critic's value of each next state, with the transition's own goal
+            g = torch.cat([goal[:, :1], goal], dim=1)
+            pi, _ = self.actor_target(pin, g, prev, **_with_tool(self.actor_target, tool))
+            q_next, _ = self.critic_target(obs, g, pi, prev, mu,
+                                           **_with_tool(self.critic_target, tool))
+            y = td_target(rew, q_next[:, 1:, 0], cfg.gamma, cfg.clip_target)
         mu_t = mu[:, :horizon] if mu is not None else None
         c_tool = _with_tool(self.critic, tool, horizon)
         q, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu_t, **c_tool)
@@ -540,17 +359,8 @@ class RDPGTrainer:
                            **_with_tool(self.actor, tool, horizon))
         q_pi, _ = self.critic(obs[:, :horizon], goal, pi, prev[:, :horizon], mu_t, **c_tool)
         scale = self.actor.action_scale
-        if cfg.uninformed_rl_weight < 1.0:  # steps the critic judges by unknowable dynamics
-            rl = reinforcement_term(q_pi[..., 0], t(b.expert_informed), cfg.uninformed_rl_weight)
-        else:
-            rl = -q_pi.mean()
-        actor_loss = rl + cfg.action_l2 * ((pi / scale) ** 2).mean()
+        actor_loss = -q_pi.mean() + cfg.action_l2 * ((pi / scale) ** 2).mean()
         out = {}
-        if self.mu_head is not None:  # the LSTM output of the call that made pi
-            pred = self.mu_head(self._lstm_out["rec"])
-            aux = F.mse_loss(pred, t(b.mu)[:, None, :].expand_as(pred))
-            actor_loss = actor_loss + cfg.actor_mu_aux * aux
-            out["mu_aux_loss"] = aux.item()
         if cfg.bc_weight > 0 and (self.replay.n_labelled if cfg.expert_labels
                                   else self.replay.n_demos):
             bc, kept = self._bc_loss()
@@ -573,11 +383,7 @@ class RDPGTrainer:
         actions) and is pulled towards the target action only at steps where the critic values
         that action above the actor's own (``bc_q_filter``; without it, at every step). The
         targets are the demonstrations' executed actions, or with ``expert_labels`` the expert's
-        label of every state of every stored episode, the actor's own included (DAgger). With
-        ``bc_q_filter_informed_only`` the filter applies only to labels the teacher gave knowing
-        the true dynamics; the others are always kept: the omniscient critic's verdict on them
-        depends on dynamics neither the teacher nor the student could tell apart yet, and
-        filtering by it would teach the student, per true dynamics, what it cannot infer.
+        label of every state of every stored episode, the actor's own included (DAgger).
         Returns the loss and the share of steps kept.
         """
         cfg, dev = self.cfg, self.device
@@ -590,7 +396,7 @@ class RDPGTrainer:
         t = lambda x: torch.as_tensor(x, device=dev)  # noqa: E731
         obs, act, prev, goal = t(b.obs), t(target), t(b.prev_action), t(b.goal)
         horizon = act.shape[1]
-        mu = privileged_input(cfg, t(b.mu), horizon, horizon)
+        mu = self._critic_mu(t(b.mu), horizon)
         pin = actor_input(cfg.variant, cfg.history, obs, prev)
         with torch.no_grad():
             tool = _tool_of(self.critic, obs[:, :horizon])
@@ -605,8 +411,7 @@ class RDPGTrainer:
             q_demo, _ = self.critic(obs[:, :horizon], goal, act, prev[:, :horizon], mu, **c_tool)
             q_pi, _ = self.critic(obs[:, :horizon], goal, pi.detach(), prev[:, :horizon], mu,
                                   **c_tool)
-            informed = t(b.expert_informed) if cfg.bc_q_filter_informed_only else None
-            keep = q_filter_mask(q_demo[..., 0], q_pi[..., 0], informed).float()
+            keep = (q_demo[..., 0] > q_pi[..., 0]).float()
         return (err * keep).sum() / keep.sum().clamp(min=1.0), keep.mean().item()
 
     @torch.no_grad()
@@ -702,7 +507,7 @@ class RDPGTrainer:
                        "wall_s": round(self._wall_s(), 1),
                        "env_steps_per_s": round((self.env_steps - steps0) / max(elapsed, 1e-9), 1),
                        **{k: round(v, 5) for k, v in stats.items()}, **self._last_eval}
-                self._log(row)
+                self.progress.log(row)
                 bar.set_postfix(success=f"{ev.success_005:.2f}", q=f"{stats.get('q_mean', 0):.2f}")
                 if ev.success_005 >= self.best_success:
                     self.best_success = ev.success_005
@@ -728,47 +533,12 @@ class RDPGTrainer:
                 group["lr"] = lr * scale
         return scale
 
-    def _log(self, row: dict) -> None:
-        path = self.run_dir / "progress.csv"
-        self.history_rows.append(row)
-        fields = list(row)
-        if path.exists():  # keep the file's columns (a resumed run may log more or fewer keys)
-            with open(path, newline="") as f:
-                fields = next(csv.reader(f), None) or fields
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-            if new:
-                w.writeheader()
-            w.writerow(row)
-        if self.cfg.tensorboard:
-            self._tb_write(row)
-
-    def _tb_write(self, row: dict) -> None:
-        """The progress row as TensorBoard scalars against env steps (``eval/`` for the
-        periodic evaluations, ``train/`` for the rest). A resumed run first purges what was
-        logged after its checkpoint, as :meth:`_trim_progress` does for the CSV."""
-        if self._tb is None:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"),
-                                     purge_step=self._resumed_at)
-        step = int(row["env_steps"])
-        for key, value in row.items():
-            if key in ("iteration", "env_steps") or isinstance(value, bool) or \
-                    not isinstance(value, (int, float, np.integer, np.floating)):
-                continue
-            group = "eval" if key.startswith("eval_") else "train"
-            self._tb.add_scalar(f"{group}/{key}", float(value), step)
-        self._tb.flush()
-
     # --- persistence --------------------------------------------------------------------------
     def _model_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
         return {
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "actor_target": self.actor_target.state_dict(),
             "critic_target": self.critic_target.state_dict(),
-            **({"mu_head": self.mu_head.state_dict()} if self.mu_head is not None else {}),
             **({"actor_ema": self.actor_ema.state_dict()} if self.actor_ema is not None
                else {}),
         }
@@ -806,13 +576,13 @@ class RDPGTrainer:
                 "kinematic_features": isinstance(self.actor, Featurized),
                 # only where it differs, so that checkpoints from before the field still load
                 **({"critic_hidden": self.cfg.critic_hidden}
-                   if self.cfg.critic_hidden not in (0, self.cfg.hidden) else {}),
-                **({"mu_head": True} if self.mu_head is not None else {})}
+                   if self.cfg.critic_hidden not in (0, self.cfg.hidden) else {})}
 
     def load(self, path: Path) -> None:
         """Restore a checkpoint (networks, optimisers, replay, counters, RNGs)."""
         tg, ng, state = load_checkpoint(path)
-        changed = network_changes(state.get("config") or {}, self.cfg)
+        saved = drop_removed(state.get("config") or {}, REMOVED_OPTIONS, f"checkpoint {path}")
+        changed = network_changes(saved, self.cfg)
         if changed:
             raise CheckpointError(
                 f"{path}: --resume keeps the options that shape the networks; "
@@ -828,8 +598,6 @@ class RDPGTrainer:
             self.critic.load_state_dict(strip_kinematics(tg["critic"]))
             self.actor_target.load_state_dict(strip_kinematics(tg["actor_target"]))
             self.critic_target.load_state_dict(strip_kinematics(tg["critic_target"]))
-            if self.mu_head is not None:
-                self.mu_head.load_state_dict(tg["mu_head"])
             if self.actor_ema is not None:  # a run that had none starts its average here
                 self.actor_ema.load_state_dict(
                     strip_kinematics(tg["actor_ema"]) if "actor_ema" in tg
@@ -850,35 +618,13 @@ class RDPGTrainer:
         self.iteration, self.env_steps = state["iteration"], state["env_steps"]
         self.updates, self.best_success = state["updates"], state["best_success"]
         self._wall_before = float(state.get("wall_s", 0.0))
-        self._resumed_at = self.env_steps + 1
-        self._trim_progress()
+        self.progress.trim(self.iteration, self.env_steps)
 
     def _wall_s(self) -> float:
         """Training wall time of the run so far, across resumes (s)."""
         if self._wall_start is None:
             return self._wall_before
         return time.perf_counter() - self._wall_start
-
-    def _trim_progress(self) -> None:
-        """Drop progress rows logged after the checkpoint being resumed: the resumed run logs
-        those iterations again (exactly: resume restores every RNG), so the curve has no
-        duplicates. The file is replaced atomically."""
-        path = self.run_dir / "progress.csv"
-        if not path.is_file():
-            return
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            fields, rows = reader.fieldnames, list(reader)
-        keep = [r for r in rows if r.get("iteration", "").isdigit()
-                and int(r["iteration"]) <= self.iteration]
-        if fields is None or len(keep) == len(rows):
-            return
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(keep)
-        tmp.replace(path)
 
     def _save_best(self) -> None:
         save_checkpoint(self.run_dir / "best", {"actor": self.policy_actor.state_dict()}, {},
@@ -892,44 +638,10 @@ class RDPGTrainer:
                          "wall_s": round(self._wall_s(), 1)})
 
     def close(self) -> None:
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
+        self.progress.close()
         if self.remote is not None:
             self.remote.close()
             self.remote = None
         if self.collector is not None:
             self.collector.close()
-
-
-def load_actor_from_run(run_dir, which: str = "best"):
-    """The actor of a finished or running run (``best``, ``final`` or ``latest`` checkpoint);
-    from a checkpoint of a run with ``actor_ema``, its moving average, as ``final`` holds
-    (``latest-online``: the latest checkpoint's online actor instead)."""
-    run_dir = Path(run_dir)
-    if which in ("latest", "latest-online"):
-        path = latest_checkpoint(run_dir)
-        if path is None:
-            raise CheckpointError(f"{run_dir}: no checkpoint")
-    else:
-        path = run_dir / which
-        if not path.is_dir():
-            path = latest_checkpoint(run_dir) if which == "best" else None
-            if path is None:
-                raise CheckpointError(f"{run_dir}: no '{which}' checkpoint")
-    tg, _, state = load_checkpoint(path)
-    values = dict(state["config"])
-    # Runs from before kinematic features existed have unprefixed actor weights.
-    values.setdefault("kinematic_features", any(k.startswith("net.") for k in tg["actor"]))
-    cfg = build_config(RDPGConfig, values)
-    d = state["dims"]
-    scale = [1.0] * d["act_dim"]  # replaced by the saved buffer below
-    actor = build_actor(cfg, d["obs_dim"], d["goal_dim"], d["act_dim"], scale)
-    try:
-        group = "actor" if which == "latest-online" else "actor_ema"
-        actor.load_state_dict(strip_kinematics(tg.get(group, tg["actor"])))
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: actor weights do not match its config ({e})") from None
-    actor.eval()
-    return actor, cfg
 

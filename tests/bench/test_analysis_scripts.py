@@ -1,4 +1,5 @@
-"""The analysis scripts under bench/ run as their docs show them, on a real (tiny) run."""
+"""The analysis scripts under bench/analysis/ (and the pipeline benchmark) run as their docs
+show them, on a real (tiny) run."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _script(name: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(BENCH / name), *args], capture_output=True,
+    """Run ``bench/analysis/<name>`` (or ``bench/<name>``, a benchmark) as a user would."""
+    path = BENCH / "analysis" / name
+    if not path.is_file():
+        path = BENCH / name
+    return subprocess.run([sys.executable, str(path), *args], capture_output=True,
                           text=True, timeout=300)
 
 
@@ -87,27 +92,6 @@ def test_first_push_measures_the_policy_and_the_teacher(tiny_run, tmp_path):
     assert 0.0 < teacher["median"] <= teacher["p90"] < 5.0
     res = _script("first_push.py", str(tmp_path / "nope"))
     assert res.returncode == 2 and "error" in res.stderr and "Traceback" not in res.stderr
-
-
-def test_stage_runs_keeps_what_evaluation_reads_and_drops_the_replay(tiny_run, tmp_path):
-    from meta_train.evaluate import evaluate_run
-
-    res = _script("stage_runs.py", str(tiny_run), "--out", str(tmp_path / "stage"),
-                  "--train-chunks", "2", "--chunk-episodes", "3")
-    assert res.returncode == 0, res.stderr
-    staged = tmp_path / "stage" / tiny_run.name
-    # no moving average in this run: its final actor only, two chunks of training tasks
-    assert (tmp_path / "stage" / "jobs.txt").read_text().splitlines() == [
-        f"{staged} final train 10000", f"{staged} final train 10003",
-        f"{staged} final heldout 10000", f"{staged} final nominal 10000"]
-    (ckpt,) = (staged / "checkpoints").iterdir()
-    assert not list(ckpt.glob("replay*")) and list(tiny_run.glob("checkpoints/*/replay*"))
-    for which in ("latest-online", "final"):
-        assert (evaluate_run(staged, 2, ["nominal"], which=which)
-                == evaluate_run(tiny_run, 2, ["nominal"], which=which))
-    res = _script("stage_runs.py", str(tmp_path / "nope"), "--out", str(tmp_path / "stage"))
-    assert res.returncode == 2 and "not a training run" in res.stderr
-    assert "Traceback" not in res.stderr
 
 
 def test_pool_evals_sums_chunks_and_refuses_a_repeated_seed(tmp_path):

@@ -77,47 +77,9 @@ def test_with_ranges_and_fixed(space):
     assert p.low == p.high == p.nominal
 
 
-def test_emphasis_oversamples_a_band_and_leaves_the_ranges_alone(space):
-    i = space.index("puck_friction")
-    em = space.with_emphasis({"puck_friction": (0.1, 0.3, 0.25)})
-    rng = np.random.default_rng(3)
-    f = np.array([em.sample(rng)[i] for _ in range(8000)])
-    base = math.log(3) / math.log(50)  # the band's share of the log-uniform range
-    assert abs((f < 0.3).mean() - (0.25 + 0.75 * base)) < 0.02
-    assert f.min() >= 0.1 and f.max() <= 5.0 and (f > 0.3).any()
-    # within the band the parameter keeps its law (log-uniform: log-mean at the midpoint)
-    band = f[f < 0.3]
-    assert abs(np.log(band).mean() - 0.5 * (math.log(0.1) + math.log(5))) > 1.0
-    np.testing.assert_array_equal(em.train_low, space.train_low)
-    np.testing.assert_array_equal(em.train_high, space.train_high)
-    mu = space.sample(np.random.default_rng(4))
-    np.testing.assert_array_equal(em.normalise(mu), space.normalise(mu))
-    # held-out sampling and nominal dynamics ignore it
-    np.testing.assert_array_equal(em.heldout().sample(np.random.default_rng(5)),
-                                  space.heldout().sample(np.random.default_rng(5)))
-    np.testing.assert_array_equal(em.without_randomization().sample(rng), space.nominal)
-    # probability 1: every draw from the band
-    all_band = space.with_emphasis({"puck_friction": (0.1, 0.3, 1.0)})
-    assert max(all_band.sample(rng)[i] for _ in range(200)) <= 0.3
-
-
-def test_no_emphasis_keeps_the_sample_stream(space):
-    a = [space.sample(np.random.default_rng(6)) for _ in range(3)]
-    b = [space.with_emphasis({}).sample(np.random.default_rng(6)) for _ in range(3)]
-    np.testing.assert_array_equal(a, b)
-
-
 @pytest.mark.parametrize(
     "make",
     [
-        lambda s: s.with_emphasis({"nope": (0.1, 0.3, 0.5)}),
-        lambda s: s.with_emphasis({"puck_friction": (0.05, 0.3, 0.5)}),  # outside the range
-        lambda s: s.with_emphasis({"puck_friction": (0.3, 0.3, 0.5)}),  # empty band
-        lambda s: s.with_emphasis({"puck_friction": (0.1, 0.3, 0.0)}),
-        lambda s: s.with_emphasis({"puck_friction": (0.1, 0.3, 1.5)}),
-        lambda s: s.with_emphasis({"puck_friction": (0.1, 0.3)}),
-        lambda s: s.with_emphasis({"puck_friction": 0.3}),
-        lambda s: s.with_emphasis([0.1, 0.3, 0.5]),
         lambda s: s.with_ranges({"no_such_param": (0, 1)}),
         lambda s: s.with_ranges({"puck_mass": (0.4, 0.1)}),
         lambda s: s.with_ranges({"puck_mass": (0.1,)}),

@@ -1,4 +1,4 @@
-"""Tests for meta_train.export: torch/onnxruntime parity, metadata, atomic writes."""
+"""Tests for meta_train.common.onnx_export: torch/onnxruntime parity, metadata, atomic writes."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from meta_control.runtime import (
     contract_hash,
     load_metadata,
 )
-from meta_train.common.onnx_export import export_estimator, export_policy
 from meta_train.common.networks import DynamicsEstimator, FeedforwardActor, RecurrentActor
+from meta_train.common.onnx_export import export_estimator, export_policy
 
 OBS, GOAL, ACT, MU, H = 8, 3, 2, 2, 24
 SCALE = [0.3, 0.6]

@@ -9,12 +9,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from test_rdpg import small_pusher
+from rdpg_helpers import small_pusher
 
 from meta_train.cli import main
+from meta_train.common.config import ConfigError
+from meta_train.common.policies import build_actor
 from meta_train.rdpg.collector import Collector, CollectorError, CollectorProcess
-from meta_train.rdpg.config import ConfigError
-from meta_train.rdpg.trainer import RDPGTrainer, build_actor
+from meta_train.rdpg.trainer import RDPGTrainer
 
 DIMS = ("obs_dim", "goal_dim", "act_dim", "mu_dim", "horizon")
 
@@ -40,7 +41,7 @@ def test_the_collector_process_rolls_out_what_the_inline_collector_does(tmp_path
     state = np.random.default_rng([7, 1]).bit_generator.state
     inline = Collector(cfg, trainer.actor, np.random.default_rng([7, 1]), "cpu", dims,
                        trainer.action_scale)
-    copy = build_actor(cfg, dims["obs_dim"], dims["goal_dim"], dims["act_dim"],
+    copy = build_actor(cfg.actor_spec(), dims["obs_dim"], dims["goal_dim"], dims["act_dim"],
                        trainer.action_scale.tolist())
     remote = CollectorProcess(cfg, copy, dims, trainer.action_scale, state)
     try:

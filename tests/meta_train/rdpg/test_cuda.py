@@ -1,7 +1,7 @@
 """The whole training loop on a CUDA device (skipped without one).
 
 Uses the PointGoal toy env to keep it short; the push envs go through exactly the same trainer
-code, and ``bench/device_check.sh train`` runs the pusher preset on CUDA end to end.
+code, and ``bench/gpu_workstation.sh train`` runs the pusher preset on CUDA end to end.
 """
 
 from __future__ import annotations

@@ -10,27 +10,15 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from rdpg_helpers import small_pusher
 
-from meta_train.common.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.cli import main
-from meta_train.rdpg.config import (
-    PRESETS_DIR,
-    TEACHERS,
-    ConfigError,
-    RDPGConfig,
-    build_config,
-    load_preset,
-)
+from meta_train.common.checkpoint import CheckpointError, latest_checkpoint
+from meta_train.common.config import ConfigError, build_config
 from meta_train.common.evaluation import make_eval_env
-from meta_train.rdpg.trainer import (
-    RDPGTrainer,
-    goal_rewards,
-    load_actor_from_run,
-    n_step_target,
-    q_filter_mask,
-    reinforcement_term,
-    td_target,
-)
+from meta_train.common.policies import load_actor_from_run
+from meta_train.rdpg.config import PRESETS_DIR, TEACHERS, RDPGConfig, preset_values
+from meta_train.rdpg.trainer import RDPGTrainer, td_target
 from sim.scripted import KNOWLEDGE
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
@@ -51,15 +39,6 @@ def point_success(tmp_path, her: str) -> float:
 def test_her_solves_the_toy_goal_env_and_fails_without_it(tmp_path):
     assert point_success(tmp_path, "future") >= 0.8
     assert point_success(tmp_path, "none") <= 0.2
-
-
-def small_pusher(tmp_path, **kw) -> RDPGConfig:
-    base = dict(env_id="MetaPusherPush-v0", hidden=16, n_envs=2, updates_per_iteration=2,
-                batch_episodes=4, warmup_episodes=2, eval_every=2, eval_episodes=1,
-                checkpoint_every=2, total_env_steps=400, progress=False,
-                run_dir=str(tmp_path), run_name="run")
-    base.update(kw)
-    return RDPGConfig(**base)
 
 
 @pytest.mark.parametrize("lr_decay_from", [1.0, 0.25])
@@ -284,41 +263,6 @@ def test_progress_rows_keep_the_files_columns(tmp_path):
     assert [int(v) for v in _column(lines, "env_steps")] == [200, 400, 600, 800]
 
 
-def test_actor_mu_aux_presses_the_actors_history_into_an_estimate_of_mu(tmp_path, capsys):
-    trainer = RDPGTrainer(small_pusher(tmp_path, actor_mu_aux=1.0))
-    trainer.collect()
-    trainer.collect()
-    head, lstm = trainer.mu_head, trainer.actor.net.lstm
-    w_head, w_lstm = head.weight.detach().clone(), lstm.weight_ih_l0.detach().clone()
-    w_target = trainer.actor_target.net.lstm.weight_ih_l0.detach().clone()
-    stats = trainer.update()
-    assert stats["mu_aux_loss"] > 0
-    assert not torch.equal(head.weight, w_head) and not torch.equal(lstm.weight_ih_l0, w_lstm)
-    assert not any(m._forward_hooks for m in trainer.actor_target.modules())
-    # the target actor moves only by Polyak averaging, never by the head's loss directly
-    assert torch.allclose(trainer.actor_target.net.lstm.weight_ih_l0,
-                          (1 - trainer.cfg.tau) * w_target + trainer.cfg.tau * lstm.weight_ih_l0)
-    # the head reads the whole batch's LSTM output: every step of every episode
-    rec = trainer._lstm_out["rec"]
-    assert rec.shape == (trainer.cfg.batch_episodes, trainer.horizon, lstm.hidden_size)
-    assert head(rec).shape[-1] == trainer.mu_dim
-    trainer.train()
-    trainer.close()
-    # the head is part of the checkpoint: resume restores it
-    resumed = RDPGTrainer(small_pusher(tmp_path, actor_mu_aux=1.0, total_env_steps=800),
-                          resume=True)
-    assert torch.equal(resumed.mu_head.weight, trainer.mu_head.weight)
-    resumed.close()
-    with pytest.raises(CheckpointError, match="--actor-mu-aux: run 1.0, now 0.0"):
-        RDPGTrainer(small_pusher(tmp_path, total_env_steps=800), resume=True)
-    RDPGTrainer(small_pusher(tmp_path, actor_mu_aux=2.0, total_env_steps=800),
-                resume=True).close()  # another weight: same head
-    # it needs the recurrent actor
-    assert main(["rdpg-her", "--preset", "pusher", "--variant", "ff", "--actor-mu-aux", "1",
-                 "--run-dir", str(tmp_path), "--run-name", "ff", "--no-progress"]) == 2
-    assert "variant lstm" in capsys.readouterr().err
-
-
 def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path))
     actor_net = getattr(trainer.actor, "net", trainer.actor)  # inside the kinematic features
@@ -356,165 +300,16 @@ def test_critic_receives_true_mu_and_actor_never_does(tmp_path):
     trainer.close()
 
 
-def test_td_target_at_the_time_limit():
+def test_td_targets_bootstrap_every_transition_and_clip():
     reward = torch.tensor([[-1.0, -1.0, 0.0], [-1.0, -1.0, -1.0]])
     q_next = torch.tensor([[-5.0, -4.0, -3.0], [-5.0, -4.0, -3.0]])
+    # the time limit is not part of the state: the last transition bootstraps like the others
     expect = torch.tensor([[-5.5, -4.6, -2.7], [-5.5, -4.6, -3.7]])
-    assert torch.allclose(td_target(reward, q_next, 0.9, "bootstrap", False), expect)
-    # the last transition ends at the limit: the reward alone ...
-    expect[:, -1] = torch.tensor([0.0, -1.0])
-    assert torch.allclose(td_target(reward, q_next, 0.9, "terminal", False), expect)
-    # ... or the final state's reward for ever: reaching the goal at the end is worth 0,
-    # missing it the worst return there is
-    expect[:, -1] = torch.tensor([0.0, -10.0])
-    assert torch.allclose(td_target(reward, q_next, 0.9, "absorbing", False), expect)
+    assert torch.allclose(td_target(reward, q_next, 0.9, False), expect)
     # clipping bounds the targets to what rewards in [-1, 0] allow
-    far = td_target(reward, torch.full((2, 3), -50.0), 0.9, "bootstrap", True)
+    far = td_target(reward, torch.full((2, 3), -50.0), 0.9, True)
     assert torch.allclose(far, torch.full((2, 3), -10.0))
-    assert td_target(-reward, q_next * 0, 0.9, "terminal", True).max() == 0.0
-    with pytest.raises(ValueError, match="limit"):
-        td_target(reward, q_next, 0.9, "episodic", False)
-
-
-def test_n_step_rewards_are_scored_against_each_transitions_own_goal():
-    # a 1-D world: the achieved goal walks 0, 1, 2, 3, 4; success within 0.5 of the goal
-    achieved = np.arange(5.0)[None, :, None]
-    goal = np.array([[2.0], [2.0], [4.0], [0.0]])[None]  # one goal per transition (HER)
-
-    def reward(ag, g, info):
-        return -(np.abs(ag - g)[..., 0] > 0.5).astype(np.float32)
-
-    r = goal_rewards(reward, achieved, goal, 3)
-    # transition 0 (goal 2) reaches 1, 2, 3; transition 1 (goal 2) 2, 3, 4; transition 2
-    # (goal 4) 3, 4, then the end; transition 3 (goal 0) 4, then the end
-    assert r[0].tolist() == [[-1, 0, -1], [0, -1, -1], [-1, 0, 0], [-1, 0, 0]]
-
-
-def _n_step_by_hand(reward_n, q_shifted, one_step, gamma, limit):
-    rows, horizon, n = reward_n.shape
-    out = torch.zeros(rows, horizon)
-    for i in range(rows):
-        for t in range(horizon):
-            m = min(n, horizon - t)
-            ret = sum(gamma**k * float(reward_n[i, t, k]) for k in range(m))
-            if t + m < horizon or (limit == "bootstrap" and m == n):
-                value = float(q_shifted[i, t + m])
-            elif limit == "bootstrap":  # the goal's value at the end is not in q_shifted
-                out[i, t] = one_step[i, t]
-                continue
-            elif limit == "terminal":
-                value = 0.0
-            else:
-                value = float(reward_n[i, t, m - 1]) / (1 - gamma)
-            out[i, t] = ret + gamma**m * value
-    return out
-
-
-@pytest.mark.parametrize("limit", ["bootstrap", "terminal", "absorbing"])
-def test_n_step_targets_sum_the_rewards_then_bootstrap(limit):
-    gen = torch.Generator().manual_seed(0)
-    for n in (1, 3, 7, 12):  # 7 = the whole episode, 12 more than it
-        reward_n = -(torch.rand(3, 7, n, generator=gen) < 0.6).float()
-        q_shifted = -10 * torch.rand(3, 8, generator=gen)
-        one_step = -10 * torch.rand(3, 7, generator=gen)
-        got = n_step_target(reward_n, q_shifted, one_step, 0.9, limit, False)
-        want = _n_step_by_hand(reward_n, q_shifted, one_step, 0.9, limit)
-        assert torch.allclose(got, want, atol=1e-5), n
-    # one step with the goals unshifted is the one-step target
-    reward = -(torch.rand(3, 7, generator=gen) < 0.6).float()
-    q_next = -10 * torch.rand(3, 7, generator=gen)
-    q_shifted = torch.cat([q_next[:, :1], q_next], dim=1)
-    one = td_target(reward, q_next, 0.9, limit, True)
-    assert torch.allclose(n_step_target(reward[..., None], q_shifted, one, 0.9, limit, True),
-                          one)
-
-
-def test_the_critic_regresses_on_n_step_targets(tmp_path, monkeypatch):
-    import meta_train.rdpg.trainer as rdpg
-
-    seen, batches = [], []
-    trainer = RDPGTrainer(small_pusher(tmp_path, n_step=3))
-    sample, rng = trainer.replay.sample, np.random.default_rng(0)
-
-    def distinct_goals(*args):  # every transition a goal of its own
-        b = sample(*args)
-        batches.append(b._replace(goal=rng.uniform(-0.3, 0.3, b.goal.shape).astype(np.float32)))
-        return batches[-1]
-
-    monkeypatch.setattr(trainer.replay, "sample", distinct_goals)
-
-    def spy(reward_n, q_shifted, one_step, gamma, limit, clip):
-        # the bootstrap of transition t: the target networks over the whole episode with
-        # transition t's goal at every step, read at step t + 3
-        b, t = batches[-1], 5
-        tt = lambda x: torch.as_tensor(x)  # noqa: E731
-        goal_t = tt(b.goal[:, t:t + 1]).expand(-1, b.obs.shape[1], -1)
-        mu = tt(b.mu)[:, None].expand(-1, b.obs.shape[1], -1)
-        pi, _ = trainer.actor_target(tt(b.obs), goal_t, tt(b.prev_action))
-        q, _ = trainer.critic_target(tt(b.obs), goal_t, pi, tt(b.prev_action), mu)
-        seen.append((reward_n.shape, q_shifted.shape, q[:, t + 3, 0], q_shifted[:, t + 3]))
-        return n_step_target(reward_n, q_shifted, one_step, gamma, limit, clip)
-
-    monkeypatch.setattr(rdpg, "n_step_target", spy)
-    trainer.iteration = 10
-    trainer.collect()
-    out = trainer.update()
-    trainer.close()
-    (r_shape, q_shape, want, got), = seen
-    assert r_shape == (4, trainer.horizon, 3) and q_shape == (4, trainer.horizon + 1)
-    assert torch.allclose(got, want, atol=1e-5) and np.isfinite(out["critic_loss"])
-    with pytest.raises(ConfigError, match="n_step"):
-        RDPGConfig(n_step=0).validate()
-
-
-def test_absorbing_final_state_needs_the_time_aware_critic(tmp_path):
-    with pytest.raises(ConfigError, match="time_aware_critic"):
-        small_pusher(tmp_path, absorbing_final_state=True).validate()
-    rc = main(["rdpg-her", "--preset", "pusher", "--absorbing-final-state",
-               "--total-env-steps", "400", "--run-dir", str(tmp_path), "--no-progress"])
-    assert rc == 2
-    small_pusher(tmp_path, absorbing_final_state=True, time_aware_critic=True).validate()
-
-
-@pytest.mark.parametrize("omniscient", [True, False])
-def test_time_aware_critic_sees_the_time_left_and_the_actor_does_not(tmp_path, omniscient):
-    trainer = RDPGTrainer(small_pusher(tmp_path, time_aware_critic=True,
-                                       omniscient_critic=omniscient))
-    critic_net = getattr(trainer.critic, "net", trainer.critic)
-    actor_net = getattr(trainer.actor, "net", trainer.actor)
-    assert critic_net.mu_dim == (trainer.mu_dim if omniscient else 0) + 1
-    plain = RDPGTrainer(small_pusher(tmp_path / "plain"))
-    assert sum(p.numel() for p in actor_net.parameters()) == sum(
-        p.numel() for p in getattr(plain.actor, "net", plain.actor).parameters())
-    plain.close()
-    trainer.iteration = 10
-    trainer.collect()
-    seen = []
-
-    def spy_on(net):
-        original = net.forward
-
-        def spy(obs, goal, action, prev_action, mu=None, state=None, **kw):
-            seen.append(mu.detach().clone())
-            return original(obs, goal, action, prev_action, mu, state, **kw)
-        net.forward = spy
-
-    spy_on(trainer.critic)
-    spy_on(trainer.critic_target)
-    trainer.update()
-    horizon = trainer.horizon
-    stored = torch.as_tensor(trainer.replay.mu[:2])
-    # the target's next values (one position longer), the critic's value, the actor's value
-    assert sorted(m.shape[1] for m in seen) == [horizon, horizon, horizon + 1]
-    for m in seen:
-        length = m.shape[1]
-        left = (horizon - torch.arange(length, dtype=m.dtype)) / horizon
-        assert torch.allclose(m[..., -1], left.expand(m.shape[0], -1))
-        if omniscient:
-            assert all(any(torch.allclose(row, s) for s in stored) for row in m[:, 0, :-1])
-        else:
-            assert m.shape[-1] == 1
-    trainer.close()
+    assert td_target(-reward, q_next * 0, 0.9, True).max() == 0.0
 
 
 @pytest.mark.parametrize("variant", ["lstm", "ff_history", "ff_norand"])
@@ -546,9 +341,8 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(tmp_path, capsys):
     # mismatched configuration: the error names the options that changed
     with pytest.raises(CheckpointError, match="--hidden: run 16, now 32"):
         RDPGTrainer(small_pusher(tmp_path, hidden=32, total_env_steps=800), resume=True)
-    with pytest.raises(CheckpointError, match="--time-aware-critic: run False, now True"):
-        RDPGTrainer(small_pusher(tmp_path, time_aware_critic=True, total_env_steps=800),
-                    resume=True)
+    with pytest.raises(CheckpointError, match="--critic-hidden: run 0, now 8"):
+        RDPGTrainer(small_pusher(tmp_path, critic_hidden=8, total_env_steps=800), resume=True)
     # a different episode length changes the replay's shape: refused by the dimensions check
     with pytest.raises(CheckpointError, match="made for"):
         RDPGTrainer(small_pusher(tmp_path, env_kwargs={"episode_steps": 25},
@@ -713,33 +507,6 @@ def test_episode_length_is_set_by_episode_steps_not_by_a_time_limit_wrapper(tmp_
     trainer.close()
 
 
-def test_dynamics_emphasis_reaches_the_training_envs_only(tmp_path, capsys):
-    band = {"puck_friction": [0.1, 0.3, 1.0]}
-    trainer = RDPGTrainer(small_pusher(tmp_path, total_env_steps=100, demo_fraction=0.5,
-                                       train_dynamics_emphasis=band))
-    try:
-        trainer.collect()
-        mu = trainer.replay.state_dict()["mu"][: trainer.cfg.n_envs]
-        space = trainer.envs.envs[0].unwrapped.dynamics_space
-        friction = space.denormalise(mu)[:, space.index("puck_friction")]
-        assert np.all(friction <= 0.3 + 1e-6)
-        assert trainer.demo_env.dynamics_space.emphasis == space.emphasis != ()
-        eval_env = make_eval_env(trainer.cfg.env_id, trainer.cfg.env_kwargs, "train")
-        assert eval_env.dynamics_space.emphasis == ()
-        eval_env.close()
-    finally:
-        trainer.close()
-    # in env_kwargs it would reach the evaluations too: refused, pointing at the trainer field
-    assert main(["rdpg-her", "--preset", "pusher", "--run-dir", str(tmp_path), "--no-progress",
-                 "--env-kwargs", '{"dynamics_emphasis": {"puck_friction": [0.1, 0.3, 1.0]}}'
-                 ]) == 2
-    assert "train_dynamics_emphasis" in capsys.readouterr().err
-    assert main(["rdpg-her", "--preset", "pusher", "--run-dir", str(tmp_path), "--no-progress",
-                 "--run-name", "bad", "--train-dynamics-emphasis",
-                 '{"puck_friction": [0.01, 0.3, 1.0]}']) == 2
-    assert "training range" in capsys.readouterr().err
-
-
 def test_expert_labels_supervise_the_actors_own_episodes(tmp_path):
     trainer = RDPGTrainer(small_pusher(tmp_path, expert_labels=True, bc_weight=1.0,
                                        bc_batch_episodes=4, bc_q_filter=False))
@@ -786,78 +553,6 @@ def test_the_teacher_option_picks_who_labels_and_demonstrates(tmp_path, teacher)
     assert TEACHERS == KNOWLEDGE  # the config's names are the scripted pusher's
 
 
-def test_the_q_filter_can_spare_labels_the_teacher_gave_without_the_dynamics(tmp_path):
-    q_label = torch.tensor([[1.0, 0.0, 1.0, 0.0]])
-    q_actor = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
-    informed = torch.tensor([[True, True, False, False]])
-    assert q_filter_mask(q_label, q_actor).tolist() == [[True, False, True, False]]
-    assert q_filter_mask(q_label, q_actor, informed).tolist() == [[True, False, True, True]]
-    # the contact teacher's flags reach the replay: uninformed first, informed once it showed
-    cfg = small_pusher(tmp_path, expert_labels=True, bc_weight=1.0, demo_episodes=1,
-                       teacher="contact", bc_q_filter_informed_only=True)
-    trainer = RDPGTrainer(cfg)
-    trainer.collect_demo()
-    trainer.collect()
-    demo = trainer.replay.expert_informed[0]
-    assert not demo[0] and demo[-1] and (np.diff(demo.astype(int)) >= 0).all()
-    stats = trainer.update()
-    assert 0.0 < stats["bc_kept"] <= 1.0
-    trainer.close()
-    for bad in (dict(expert_labels=True, bc_weight=1.0, bc_q_filter=False),
-                dict(demo_episodes=1, bc_weight=1.0)):
-        with pytest.raises(ValueError, match="bc_q_filter_informed_only"):
-            RDPGConfig(bc_q_filter_informed_only=True, **bad).validate()
-
-
-def test_reinforcement_term_weighs_steps_labelled_before_the_dynamics_showed():
-    q = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
-    informed = torch.tensor([[False, False, True, True]])
-    assert reinforcement_term(q, informed, 1.0).item() == pytest.approx(-2.5)
-    assert reinforcement_term(q, informed, 0.0).item() == pytest.approx(-3.5)
-    assert reinforcement_term(q, informed, 0.5).item() == pytest.approx(-8.5 / 3)
-    assert reinforcement_term(q, torch.zeros_like(informed), 0.0).item() == 0.0
-
-
-@pytest.mark.parametrize("weight", [0.0, 1.0])
-def test_uninformed_steps_can_be_left_to_cloning(tmp_path, weight):
-    """With weight 0 and every label uninformed, the actor's step does not depend on the
-    critic (cloning alone, every label kept); with weight 1 it does."""
-    actors = []
-    for name, shake in (("a", False), ("b", True)):
-        cfg = small_pusher(tmp_path / name, expert_labels=True, bc_weight=1.0, demo_episodes=1,
-                           teacher="contact", bc_q_filter_informed_only=True,
-                           uninformed_rl_weight=weight)
-        trainer = RDPGTrainer(cfg)
-        trainer.collect_demo()
-        trainer.collect()
-        # the RL batch carries each step's flag, as the labelled batch does
-        b = trainer.replay.sample(8, np.random.default_rng(0))
-        assert b.expert_informed is not None and b.expert_informed.shape == b.reward.shape
-        trainer.replay.expert_informed[:] = False
-        if shake:
-            with torch.no_grad():
-                for p in trainer.critic.parameters():
-                    p.add_(0.5 * torch.randn_like(p))
-        stats = trainer.update()
-        assert stats["bc_kept"] == 1.0
-        actors.append(torch.cat([p.detach().flatten() for p in trainer.actor.parameters()]))
-        trainer.close()
-    assert torch.equal(actors[0], actors[1]) == (weight == 0.0)
-
-
-def test_uninformed_rl_weight_needs_labels_that_can_be_uninformed():
-    for bad in (dict(uninformed_rl_weight=0.0),
-                dict(uninformed_rl_weight=0.0, expert_labels=True, bc_weight=1.0,
-                     teacher="privileged"),
-                dict(uninformed_rl_weight=-0.1, expert_labels=True, bc_weight=1.0,
-                     teacher="contact"),
-                dict(uninformed_rl_weight=1.5)):
-        with pytest.raises(ValueError, match="uninformed_rl_weight"):
-            RDPGConfig(**bad).validate()
-    RDPGConfig(uninformed_rl_weight=0.0, expert_labels=True, bc_weight=1.0,
-               teacher="contact").validate()
-
-
 def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
     for dynamics in ("train", "heldout"):
         env = make_eval_env("MetaPusherPush-v0", {}, dynamics,
@@ -881,5 +576,5 @@ def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
 
 @pytest.mark.parametrize("preset", sorted(p.stem for p in PRESETS_DIR.glob("*.yaml")))
 def test_every_preset_is_a_valid_configuration(preset):
-    cfg = build_config(RDPGConfig, load_preset(preset))
+    cfg = build_config(RDPGConfig, preset_values(preset))
     assert cfg.total_env_steps > 0

@@ -1,0 +1,1 @@
+"""Parts every method shares; this package imports no method (``meta_train.<method>``)."""

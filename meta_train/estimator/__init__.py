@@ -1,0 +1,2 @@
+"""The dynamics estimator: regress the dynamics from the interaction history (``meta-train
+estimator``)."""
