@@ -18,7 +18,14 @@ from ros_helpers import PKG, REPO, console_scripts
 
 from meta_control.topics import CONTRACT_TOPICS
 
-SHARE_GLOBS = ("launch/*.launch.py", "config/*.yaml", "models/*.onnx", "models/*.json")
+SHARE_GLOBS = (
+    "launch/*.launch.py",
+    "config/*.yaml",
+    "config/limits/*.yaml",
+    "urdf/*.urdf",
+    "models/*.onnx",
+    "models/*.json",
+)
 
 
 def _expected_share_files() -> set[str]:
@@ -28,10 +35,13 @@ def _expected_share_files() -> set[str]:
     return files
 
 
-def test_the_package_links_the_repository_models() -> None:
+def test_the_package_links_the_repository_models_and_the_pusher_urdf() -> None:
     link = PKG / "models"
     assert link.is_symlink() and not Path(os.readlink(link)).is_absolute()
     assert link.resolve() == (REPO / "models").resolve()
+    urdf = PKG / "urdf" / "planar_pusher.urdf"
+    assert urdf.is_symlink() and not Path(os.readlink(urdf)).is_absolute()
+    assert urdf.resolve() == (REPO / "sim" / "assets" / "planar_pusher.urdf").resolve()
     names = {p.name for p in link.glob("*.onnx")}
     assert {"pusher_policy.onnx", "pusher_estimator.onnx"} <= names
 
@@ -41,6 +51,7 @@ def test_colcon_build_installs_share_data_and_console_scripts(colcon_install: Pa
     expected = _expected_share_files()
     assert {"launch/sim_demo.launch.py", "config/controller.yaml"} <= expected
     assert {"models/pusher_policy.onnx", "models/pusher_policy.json"} <= expected
+    assert {"config/limits/panda.yaml", "urdf/planar_pusher.urdf"} <= expected
     for rel in sorted(expected):
         installed = share / rel
         assert installed.is_file() and not installed.is_symlink(), f"{rel} not installed"
@@ -53,8 +64,9 @@ def test_colcon_build_installs_share_data_and_console_scripts(colcon_install: Pa
 
 
 def test_installed_package_runs_from_its_prefix(colcon_install: Path, tmp_path: Path) -> None:
-    """Outside the checkout, the installed module, its default model and its node config all
-    come from the install prefix, and its console scripts start."""
+    """Outside the checkout, the installed module, its default model, its node config, the
+    default limits file and the pusher's URDF all come from the install prefix, and its console
+    scripts start."""
     (site,) = colcon_install.glob("lib/python3*/site-packages")
     env = {k: v for k, v in os.environ.items() if k != "META_CONTROL_REPO"}
     env["PYTHONPATH"] = str(site)
@@ -63,18 +75,23 @@ def test_installed_package_runs_from_its_prefix(colcon_install: Path, tmp_path: 
         "from meta_control.runtime import PolicyRuntime\n"
         "model = p.default_model('pusher', 'policy')\n"
         "PolicyRuntime(model)\n"
-        "print(meta_control.__file__, model, p.config_file('controller.yaml'), sep='\\n')\n"
+        "from meta_control.limits import resolve_limits_path, resolve_urdf\n"
+        "urdf = resolve_urdf('package://meta_control/urdf/planar_pusher.urdf', None)\n"
+        "print(meta_control.__file__, model, p.config_file('controller.yaml'),\n"
+        "      resolve_limits_path('', 'panda'), urdf, sep='\\n')\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    module, model, config = (Path(line) for line in result.stdout.split())
+    module, model, config, limits, urdf = (Path(line) for line in result.stdout.split())
     share = colcon_install / "share" / "meta_control"
     assert module.is_relative_to(site)
     assert model == share / "models" / "pusher_policy.onnx"
     assert config == share / "config" / "controller.yaml"
+    assert limits == share / "config" / "limits" / "panda.yaml"
+    assert urdf == share / "urdf" / "planar_pusher.urdf" and not urdf.is_symlink()
     script = colcon_install / "lib" / "meta_control" / "meta-bag-eval"
     result = subprocess.run(
         [str(script), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -92,6 +109,7 @@ def test_pip_wheel_carries_the_share_data(tmp_path: Path) -> None:
         ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"),
     )
     shutil.copytree(REPO / "models", src / "models")
+    shutil.copytree(REPO / "sim" / "assets", src / "sim" / "assets")
     assert (src / "ros2_ws" / "src" / "meta_control" / "models").is_symlink()
     cmd = [
         sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -111,6 +129,7 @@ def test_pip_wheel_carries_the_share_data(tmp_path: Path) -> None:
 # Python modules -> the package.xml key (rosdep key) that provides them.
 _ROSDEP_PYTHON = {
     "numpy": "python3-numpy",
+    "yaml": "python3-yaml",
     "ruamel": "python3-ruamel.yaml",
     "matplotlib": "python3-matplotlib",
     "tqdm": "python3-tqdm",

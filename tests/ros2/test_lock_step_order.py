@@ -110,6 +110,7 @@ class Player:
     @staticmethod
     def _stamp(msg, ns: int) -> None:
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(ns, 1_000_000_000)
+        msg.header.frame_id = "world"  # the frame the controller expects (limits file)
 
     def send_goal(self, goal: np.ndarray, ns: int, pause_s: float = 0.15) -> None:
         msg = self.PoseStamped()

@@ -25,7 +25,15 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in forbidden))
     "modules",
     [
         ("meta_control.controller_node", "meta_control.estimator_node"),
-        ("meta_control.topics", "meta_control.observation", "meta_control.config"),
+        (
+            "meta_control.topics",
+            "meta_control.observation",
+            "meta_control.config",
+            "meta_control.limits",
+            "meta_control.motion",
+            "meta_control.jtc",
+            "meta_control.workspace",
+        ),
     ],
     ids=["nodes", "plain_modules"],
 )
@@ -37,3 +45,16 @@ def test_robot_side_modules_import_no_training_sim_or_bag_code(modules: tuple[st
     assert result.returncode == 0, result.stderr
     imported = json.loads(result.stdout.strip().splitlines()[-1])
     assert imported == [], f"{modules} imported {imported}"
+
+
+def test_nodes_load_pinocchio_only_for_a_workspace_guard() -> None:
+    """The workspace guard's kinematics library is imported when a limits file enables the
+    guard, not by importing the nodes (the simulated pusher runs without it)."""
+    code = _CODE.format(
+        modules="meta_control.controller_node, meta_control.workspace", forbidden=("pinocchio",)
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []

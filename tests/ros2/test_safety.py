@@ -1,5 +1,6 @@
 """Plain-module tests of the controller's safety logic and loop statistics (no ROS); the
-observation assembly is tested in ``test_observation.py``."""
+observation assembly is tested in ``test_observation.py``, the commanded motion in
+``test_motion.py``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from meta_control.metrics import RollingStats, jitter, sorted_percentiles
-from meta_control.safety import CommandLimiter, Freshness, HoldReason, stamp_age_s
+from meta_control.safety import Freshness, HoldReason, stamp_age_s
 
 
 def test_freshness_uses_stamp_and_reception_age() -> None:
@@ -23,19 +24,8 @@ def test_freshness_uses_stamp_and_reception_age() -> None:
     assert stamp_age_s(1.0, 2.0) == 0.0
 
 
-def test_limiter_clamps_and_rate_limits_but_holds_at_once() -> None:
-    lim = CommandLimiter([-1.0, -1.0], [1.0, 1.0], max_step_rad=0.1)
-    np.testing.assert_array_equal(lim.command(np.array([2.0, 0.0])), [1.0, 0.0])
-    np.testing.assert_allclose(lim.command(np.array([0.0, 0.5])), [0.9, 0.1])
-    assert lim.rate_limited_ticks == 1
-    np.testing.assert_array_equal(lim.hold(np.array([-0.5, 0.0])), [-0.5, 0.0])
-    np.testing.assert_allclose(lim.command(np.array([0.5, 0.0])), [-0.4, 0.0])
-    lim.reset()
-    np.testing.assert_array_equal(lim.command(np.array([0.5, 0.0])), [0.5, 0.0])
-
-
-def test_hold_reasons_cover_the_runtime_rejections() -> None:
-    for reason in ("non_finite", "wrong_length", "out_of_range"):
+def test_hold_reasons_cover_the_runtime_rejections_and_the_deployment_checks() -> None:
+    for reason in ("non_finite", "wrong_length", "out_of_range", "frame_mismatch", "workspace"):
         assert HoldReason(reason).value == reason
 
 

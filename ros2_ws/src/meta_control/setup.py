@@ -2,9 +2,11 @@
 
 Installs, besides the Python package and its console scripts (into ``lib/meta_control``, see
 setup.cfg), the package's data into ``share/meta_control``: ``package.xml``, the pip
-requirements without a rosdep key, the launch files, the node configs and the shipped models.
-``models`` is a symlink to the repository's top-level ``models/`` folder; ``glob`` and the
-installers follow it, so ``pip install`` and ``colcon build`` copy the files themselves.
+requirements without a rosdep key, the launch files, the node configs, the arms' limit files
+(``config/limits``), the simulated pusher's URDF and the shipped models. ``models`` is a symlink
+to the repository's top-level ``models/`` folder and ``urdf/planar_pusher.urdf`` one to
+``sim/assets``; ``glob`` and the installers follow them, so ``pip install`` and ``colcon
+build`` copy the files themselves.
 """
 
 from glob import glob
@@ -23,6 +25,8 @@ setup(
         (share, ["package.xml", "requirements.txt"]),
         (share + "/launch", sorted(glob("launch/*.launch.py"))),
         (share + "/config", sorted(glob("config/*.yaml"))),
+        (share + "/config/limits", sorted(glob("config/limits/*.yaml"))),
+        (share + "/urdf", sorted(glob("urdf/*.urdf"))),
         (share + "/models", sorted(glob("models/*.onnx") + glob("models/*.json"))),
     ],
     install_requires=["setuptools"],

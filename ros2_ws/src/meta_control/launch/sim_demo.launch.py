@@ -42,6 +42,8 @@ def generate_launch_description() -> LaunchDescription:
                         "policy_path": LaunchConfiguration("policy_path"),
                         "use_sim_time": True,
                         "autostart": True,
+                        # the simulated arm jumps to its start pose at every reset
+                        "reanchor_on_goal": True,
                     },
                 ],
             ),

@@ -15,9 +15,13 @@ from meta_control.topics import (
     TOPIC_E_STOP,
     TOPIC_GOAL_POSE,
     TOPIC_JOINT_STATES,
+    TOPIC_JOINT_TRAJECTORY,
     TOPIC_POLICY_ACTION,
     TOPIC_PUCK_POSE,
 )
+
+COMMAND_MODES = ("forward", "trajectory")
+"""Values of the controller's ``command_mode`` parameter."""
 
 EPISODE_RESULT_FIELDS = (
     "episode",
@@ -78,7 +82,7 @@ class ControllerConfig:
     policy_path: str = ""
     """ONNX policy (its ``.json`` sidecar next to it); empty: ``models/<robot>_policy.onnx``."""
     robot: str = "pusher"
-    """Only used to pick the default model."""
+    """Picks the default model and the default limits file (``config/limits/<robot>.yaml``)."""
     control_rate_hz: float = 0.0
     """Loop (and watchdog) rate; 0 uses ``1 / control_period_s`` from the model metadata."""
     trigger: str = "timer"
@@ -102,8 +106,6 @@ class ControllerConfig:
     """Inputs older than this many control periods lead to a hold."""
     range_margin: float = 0.5
     """Fraction of each feature's training range tolerated outside it."""
-    max_joint_velocity_rad_s: float = 5.0
-    """Rate limit: largest change between consecutive commands, per second."""
     expected_contract_hash: str = ""
     """When set, refuse a model whose observation/action contract differs."""
     diagnostics_period_s: float = 1.0
@@ -115,6 +117,45 @@ class ControllerConfig:
     (its ``spin()`` is broken in the Jazzy wheels); ``single``: rclpy's
     SingleThreadedExecutor. The EventsExecutor needs 1.4-1.6x less CPU per message at the same
     latency (``docs/benchmarks_ros.md``). Read once at start-up."""
+    # --- commands the arm accepts (meta_control.limits, .motion, .workspace) ------------------
+    command_mode: str = "forward"
+    """``forward``: absolute joint targets (``std_msgs/Float64MultiArray``) on
+    ``command_topic``, one per tick, for a forward command controller or the simulated arm;
+    ``trajectory``: ``trajectory_msgs/JointTrajectory`` on ``trajectory_topic`` for ros2_control's
+    joint_trajectory_controller (positions, velocities and accelerations of a motion with
+    continuous acceleration, stamped, ending at rest)."""
+    trajectory_topic: str = TOPIC_JOINT_TRAJECTORY
+    """Where trajectories go in ``trajectory`` mode."""
+    trajectory_lookahead_s: float = 0.015
+    """``trajectory`` mode: a tick changes the motion from the first knot at least half this
+    after it on; the trajectory controller must receive it before then (see
+    :class:`meta_control.motion.MotionLimiter`)."""
+    dry_run: bool = False
+    """Run everything but publish the would-be commands on ``/meta_controller/dry_run/commands``
+    (forward) or ``/meta_controller/dry_run/joint_trajectory`` (trajectory) instead: nothing is
+    published on the command or trajectory topic."""
+    limits: str = ""
+    """The arm's limits file: empty -> ``config/limits/<robot>.yaml``; a name (``fr3``) ->
+    ``config/limits/<name>.yaml``; else a path (:mod:`meta_control.limits`)."""
+    limits_margin: float = -1.0
+    """Safety margin in [0, 1) applied to the file's limits; negative: the file's ``margin``."""
+    velocity_scale: float = 1.0
+    """Fraction (0, 1] of the velocity limits to use (slow mode); can be set while running."""
+    acceleration_scale: float = 1.0
+    """Fraction (0, 1] of the acceleration limits to use."""
+    joint_names: str = ""
+    """The robot's names for the model's joints: empty (the model's own), a comma-separated list
+    in model order, or ``model:robot`` pairs (:func:`meta_control.limits.parse_joint_map`).
+    Joint states are read, limits looked up and trajectories named by these."""
+    frame_id: str = ""
+    """Frame the puck and goal poses must be in (else the controller holds); empty: the limits
+    file's ``frame``; ``*``: any."""
+    urdf_path: str = ""
+    """The arm's URDF for the workspace guard; empty: the limits file's ``workspace.urdf``."""
+    reanchor_on_goal: bool = False
+    """Restart the commanded motion at rest at the measured positions after each new goal: for
+    a simulated arm that jumps to its start pose between episodes, never for a real one
+    (lock-step evaluation always does)."""
 
 
 @dataclass

@@ -1,19 +1,30 @@
 """Lifecycle node running the exported ONNX policy as a joint position controller.
 
-configure: load and verify the model (:class:`PolicyRuntime`), map joint names, create the
-    publishers, subscriptions and the diagnostics timer.
+configure: load and verify the model (:class:`PolicyRuntime`), map joint names, load the arm's
+    limits and workspace, create the publishers, subscriptions and the diagnostics timer.
 activate: reset the recurrent state and start the control loop; commands flow only while
     active (lifecycle publishers).
 deactivate / cleanup: stop the loop / release everything created by configure.
 
-Every tick publishes either the policy's target (``q + action``, clamped to the joint limits and
-rate-limited) or a *hold* (the last valid measured positions). It holds when the e-stop is set,
-when the joint states or the puck pose are older than ``stale_periods`` control periods, when a
-joint state has wrong names or counts, and when the runtime refuses the observation (NaN, inf,
-out of the training range) *before* inference. The recurrent state is reset on activation, on
+Every tick commands either a step toward the policy's target (``q + action``) or a *hold*
+(braking to rest); both within the arm's limits (:class:`~meta_control.motion.MotionLimiter`:
+the limits file's position, velocity, acceleration and jerk limits, intersected with the model's
+joint range, less the safety margin; ``velocity_scale`` for slow mode). It holds when the
+e-stop is set, when the joint states or the puck pose are older than ``stale_periods`` control
+periods, when a joint state has wrong names or counts, when a pose is not in the configured
+frame, when the runtime refuses the observation (NaN, inf, out of the training range) *before*
+inference, and when the step would take the end effector out of the workspace
+(:class:`~meta_control.workspace.WorkspaceGuard`). ``command_mode`` picks forward position
+commands or ``JointTrajectory`` messages for a joint_trajectory_controller; ``dry_run`` sends
+them to ``/meta_controller/dry_run/*`` instead. The recurrent state is reset on activation, on
 every new goal (episode boundary), after any hold (input gap) and on a model swap (setting
 ``policy_path`` while configured, allowed only between models with the same contract).
-``/diagnostics`` carries the loop timing and the safety state.
+``/diagnostics`` carries the loop timing, the safety state and the limiting counts.
+
+Where a new safety reaction goes: :meth:`ControllerNode._check` decides hold or run (a
+:class:`HoldReason`); :meth:`ControllerNode._command` turns the policy's target (or a hold) into
+the commanded motion (limits, workspace) and :meth:`ControllerNode._publish_command` sends it;
+``self.limiter.set_velocity_scale`` slows the arm within its acceleration limits.
 
 The per-tick path allocates as little as it can: the observation buffer and the outgoing messages
 are built once at configure and only their data is replaced, float arrays go into messages as
@@ -40,9 +51,19 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from meta_control.config import LOCK_STEP_EPISODE_GAP_S, ControllerConfig
+from meta_control.config import COMMAND_MODES, LOCK_STEP_EPISODE_GAP_S, ControllerConfig
+from meta_control.limits import (
+    LimitsError,
+    enforced_limits,
+    load_robot_limits,
+    parse_joint_map,
+    resolve_limits_path,
+    resolve_urdf,
+)
 from meta_control.metrics import RollingStats
+from meta_control.motion import MotionLimiter, MotionStep
 from meta_control.observation import (
     JointMapper,
     ObservationAssembler,
@@ -59,11 +80,13 @@ from meta_control.ros_common import (
     spin_node,
 )
 from meta_control.runtime import InputRejected, ModelError, PolicyRuntime
-from meta_control.safety import CommandLimiter, Freshness, HoldReason
+from meta_control.safety import Freshness, HoldReason
 from meta_control.topics import (
     STAMP_NANOSEC_LABEL,
     STAMP_SEC_LABEL,
     TOPIC_DIAGNOSTICS,
+    TOPIC_DRY_RUN_COMMANDS,
+    TOPIC_DRY_RUN_TRAJECTORY,
     TOPIC_POLICY_ACTION,
     stamp_s,
 )
@@ -71,7 +94,12 @@ from meta_control.topics import (
 NODE_NAME = "meta_controller"
 
 HOLD_MARGIN_RAD = 0.1
-"""A measured position this far outside the joint limits is not kept as the hold position."""
+"""A measured position this far outside the enforced joint limits does not start the commanded
+motion."""
+ANY_FRAME = "*"
+"""``frame_id`` value that accepts poses in any frame."""
+_DETAILED_HOLDS = (HoldReason.FRAME_MISMATCH, HoldReason.WORKSPACE, HoldReason.JOINT_MISMATCH)
+"""Holds whose ``/diagnostics`` status names what is wrong (``hold_detail``)."""
 
 
 class ControllerNode(LifecycleNode):
@@ -135,16 +163,18 @@ class ControllerNode(LifecycleNode):
         self.joint_names = list(meta.joint_names)
         rate = self.cfg.control_rate_hz or 1.0 / meta.control_period_s
         self.period_s = 1.0 / rate
-        self.mapper = JointMapper(self.joint_names)
-        self.limiter = CommandLimiter(
-            meta.joint_limits_low,
-            meta.joint_limits_high,
-            self.cfg.max_joint_velocity_rad_s * self.period_s,
-        )
-        self._hold_low = self.limiter.low - HOLD_MARGIN_RAD
-        self._hold_high = self.limiter.high + HOLD_MARGIN_RAD
+        try:
+            self._configure_command_path()
+        except (LimitsError, ValueError) as exc:
+            self.get_logger().error(f"cannot configure the commands: {exc}")
+            self.runtime = None
+            return TransitionCallbackReturn.FAILURE
+        self.mapper = JointMapper(self.robot_joint_names)
+        self._valid_low = self.limiter.low - HOLD_MARGIN_RAD
+        self._valid_high = self.limiter.high + HOLD_MARGIN_RAD
         # Outgoing messages are built once; each tick only replaces their data.
         self._cmd_msg = Float64MultiArray()
+        self._traj_msg = JointTrajectory(joint_names=list(self.robot_joint_names))
         self._action_msg = labelled_array(self.joint_names, np.zeros(len(self.joint_names)))
         # The stamp of the joint state an action was computed from travels in two extra layout
         # dimensions, so offline replay pairs actions with their inputs exactly (receive order
@@ -163,7 +193,12 @@ class ControllerNode(LifecycleNode):
         self._puck_stamp: float | None = None
         self._goal: np.ndarray | None = None
         self._goal_stamp: float | None = None
-        self._hold_q: np.ndarray | None = None
+        self._valid_q: np.ndarray | None = None
+        self._puck_frame = self._goal_frame = ""
+        self._hold_detail = ""
+        self._valid_count = 0
+        self._motion_origin_ns = 0
+        self._reanchor_after: int | None = None
         self._e_stop = False
         self._needs_reset = True
         self._last_processed_stamp: float | None = None
@@ -173,7 +208,9 @@ class ControllerNode(LifecycleNode):
         self.compute_us = RollingStats(20_000)
         self.interval_ms = RollingStats(20_000)
         self._pub_cmd = self.create_lifecycle_publisher(
-            Float64MultiArray, self.cfg.command_topic, QoSProfile(depth=10)
+            JointTrajectory if self.limiter.smooth else Float64MultiArray,
+            self.command_out_topic,
+            QoSProfile(depth=10),
         )
         self._pub_action = self.create_lifecycle_publisher(
             Float64MultiArray, TOPIC_POLICY_ACTION, QoSProfile(depth=10)
@@ -195,15 +232,71 @@ class ControllerNode(LifecycleNode):
         ]
         self.get_logger().info(
             f"configured {path} ({len(self.joint_names)} joints, {rate:.1f} Hz, "
-            f"trigger={self.cfg.trigger}, lock_step={self.cfg.lock_step})"
+            f"trigger={self.cfg.trigger}, lock_step={self.cfg.lock_step}); "
+            f"{self.cfg.command_mode} commands on {self.command_out_topic}"
+            f"{' (DRY RUN)' if self.cfg.dry_run else ''}, limits {self.limits_path} "
+            f"(margin {self.limits_margin:g}), workspace guard "
+            f"{'on' if self.guard is not None else 'off'}, frame {self.frame_id or 'any'!r}"
         )
         settle_gc()  # the model and the entities are loaded: keep full collections short
         return TransitionCallbackReturn.SUCCESS
 
+    def _configure_command_path(self) -> None:
+        """The robot's joint names, the enforced limits, the motion limiter, the workspace
+        guard, the poses' frame and the output topic (raises :class:`LimitsError` or
+        ``ValueError`` with what to fix)."""
+        cfg, meta = self.cfg, self.runtime.metadata
+        if cfg.command_mode not in COMMAND_MODES:
+            raise ValueError(
+                f"command_mode must be one of {COMMAND_MODES}, not {cfg.command_mode!r}"
+            )
+        self.robot_joint_names = parse_joint_map(cfg.joint_names, meta.joint_names)
+        robot_limits = load_robot_limits(resolve_limits_path(cfg.limits, cfg.robot))
+        self.limits_path = robot_limits.path
+        self.limits_margin = robot_limits.margin if cfg.limits_margin < 0 else cfg.limits_margin
+        self.enforced = enforced_limits(
+            robot_limits,
+            self.robot_joint_names,
+            meta.joint_limits_low,
+            meta.joint_limits_high,
+            self.limits_margin,
+        )
+        self.limiter = MotionLimiter(
+            self.enforced,
+            self.period_s,
+            smooth=cfg.command_mode == "trajectory",
+            velocity_scale=cfg.velocity_scale,
+            acceleration_scale=cfg.acceleration_scale,
+            lookahead_s=cfg.trajectory_lookahead_s,
+        )
+        self.guard = None
+        ws = robot_limits.workspace
+        if ws is not None and ws.enabled:
+            from meta_control.workspace import WorkspaceGuard  # loads pinocchio
+
+            urdf = cfg.urdf_path or ws.urdf
+            if not urdf:
+                raise LimitsError(
+                    f"{self.limits_path}: the workspace guard needs the arm's URDF: "
+                    "set urdf_path (or workspace.urdf in the limits file)"
+                )
+            self.guard = WorkspaceGuard(
+                ws, resolve_urdf(urdf, self.limits_path.parent), self.robot_joint_names
+            )
+        self.frame_id = cfg.frame_id or robot_limits.frame
+        if cfg.dry_run:
+            smooth = self.limiter.smooth
+            self.command_out_topic = TOPIC_DRY_RUN_TRAJECTORY if smooth else TOPIC_DRY_RUN_COMMANDS
+        elif self.limiter.smooth:
+            self.command_out_topic = cfg.trajectory_topic
+        else:
+            self.command_out_topic = cfg.command_topic
+
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Reset the recurrent state and start the loop/watchdog timer."""
+        """Reset the recurrent state and start the loop/watchdog timer; the commanded motion
+        starts at rest at the next measured positions."""
         self._reset_recurrent()
-        self.limiter.reset()
+        self.limiter.forget()
         self._active = True
         self._loop_timer = self.create_timer(self.period_s, self._on_timer, clock=self._steady)
         return super().on_activate(state)
@@ -248,8 +341,20 @@ class ControllerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def _on_set_parameters(self, params: list) -> SetParametersResult:
-        """Hot-swap the model when ``policy_path`` changes on a configured node."""
+        """Hot-swap the model when ``policy_path`` changes on a configured node; apply a new
+        ``velocity_scale`` from the next tick on."""
         for p in params:
+            if p.name == "velocity_scale":
+                scale = float(p.value)
+                try:
+                    if not 0.0 < scale <= 1.0:
+                        raise ValueError(f"velocity_scale must be in (0, 1], got {scale}")
+                    if getattr(self, "limiter", None) is not None:
+                        self.limiter.set_velocity_scale(scale)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
+                self.cfg.velocity_scale = scale
+                continue
             if p.name != "policy_path" or self.runtime is None:
                 continue
             try:
@@ -288,8 +393,9 @@ class ControllerNode(LifecycleNode):
             self._state_error = None
             self._q, self._dq = q, dq
             # NaN fails both comparisons and +-inf one of them: no separate finiteness check.
-            if (self._hold_low <= q).all() and (q <= self._hold_high).all():
-                self._hold_q = q
+            if (self._valid_low <= q).all() and (q <= self._valid_high).all():
+                self._valid_q = q
+                self._valid_count += 1
         self._state_stamp = stamp
         self._state_stamp_msg = header_stamp
         self._state_fresh.update(stamp, received)
@@ -298,6 +404,7 @@ class ControllerNode(LifecycleNode):
     def _on_puck(self, msg: PoseStamped) -> None:
         p = msg.pose.position
         self._puck = np.array((p.x, p.y, p.z), dtype=np.float64)
+        self._puck_frame = msg.header.frame_id
         stamp = msg.header.stamp
         self._puck_stamp = stamp_s(stamp)
         self._puck_fresh.update(self._puck_stamp, time.monotonic())
@@ -309,7 +416,15 @@ class ControllerNode(LifecycleNode):
             return
         p = msg.pose.position
         self._goal = np.array([p.x, p.y, p.z], dtype=np.float64)[: self.runtime.metadata.goal_dim]
+        self._goal_frame = msg.header.frame_id
         self._goal_stamp = stamp_s(msg.header.stamp)
+        # A simulated arm jumps to its start pose between episodes: start its motion there, at
+        # the episode's first state (lock-step: the state this goal's tick runs on, which may
+        # have come first; free-running: the first state after the goal).
+        if self.cfg.lock_step:
+            self._reanchor_after = -1
+        elif self.cfg.reanchor_on_goal:
+            self._reanchor_after = self._valid_count
         self._reset_recurrent()
         self._last_processed_stamp = None
         if self.cfg.lock_step:
@@ -356,7 +471,7 @@ class ControllerNode(LifecycleNode):
             self._tick()
             return
         # Event-driven modes: the timer is the watchdog that holds when inputs stop coming.
-        if self._hold_q is None:
+        if self._valid_q is None:
             return  # nothing measured yet: there is no position to hold
         if self._e_stop or self._state_fresh.stale(self._now_s(), time.monotonic()):
             self._tick()
@@ -366,8 +481,6 @@ class ControllerNode(LifecycleNode):
         if self.runtime is not None:
             self.runtime.reset()
             self.recurrent_resets += 1
-        if getattr(self, "limiter", None) is not None:
-            self.limiter.reset()  # the first command of a new history is only clamped
         self._needs_reset = False
 
     def _check(self) -> HoldReason:
@@ -384,8 +497,15 @@ class ControllerNode(LifecycleNode):
             return HoldReason.NO_PUCK
         if self._puck_fresh.stale(now, steady):
             return HoldReason.STALE
+        frame = self.frame_id
+        if frame and frame != ANY_FRAME and self._puck_frame != frame:
+            self._hold_detail = f"puck pose frame {self._puck_frame!r} is not {frame!r}"
+            return HoldReason.FRAME_MISMATCH
         if self._goal is None:
             return HoldReason.NO_GOAL
+        if frame and frame != ANY_FRAME and self._goal_frame != frame:
+            self._hold_detail = f"goal pose frame {self._goal_frame!r} is not {frame!r}"
+            return HoldReason.FRAME_MISMATCH
         return HoldReason.OK
 
     def _tick(self) -> None:
@@ -405,20 +525,19 @@ class ControllerNode(LifecycleNode):
                 reason = HoldReason(exc.reason)
             except ModelError:
                 reason = HoldReason.MODEL_ERROR
-        if action is not None:
-            cmd = self.limiter.command(self._q + action)
-            self._hold_q = self._q
-        else:
+        if reason is HoldReason.JOINT_MISMATCH:
+            self._hold_detail = self._state_error or ""
+        step, outside = self._command(None if action is None else self._q + action)
+        if outside is not None:  # the policy's step would leave the workspace: held instead
+            reason, action, self._hold_detail = HoldReason.WORKSPACE, None, outside
+        if action is None:
             self._needs_reset = True  # the recurrent history has a gap: start afresh
             self._last_reason = reason
-            if self._hold_q is None:
+            if step is None:
                 return  # never measured a valid position: nothing safe to command
             self.holds[reason.value] += 1
-            cmd = self.limiter.hold(self._hold_q)
         # The command goes out first: it is on the arm's critical path, the action record is not.
-        msg = self._cmd_msg
-        msg.data = float_array(cmd)
-        self._pub_cmd.publish(msg)
+        msg = self._publish_command(step)
         self._last_command = msg
         self._last_reason = reason
         if action is not None:
@@ -432,6 +551,59 @@ class ControllerNode(LifecycleNode):
         if self._last_tick_steady is not None:
             self.interval_ms.add((t0 - self._last_tick_steady) * 1e3)
         self._last_tick_steady = t0
+
+    def _command(self, target: np.ndarray | None) -> tuple[MotionStep | None, str | None]:
+        """The commanded motion's next step toward ``target`` (``None``: hold), within the
+        limits, committed; and why the workspace guard turned it into a hold (else ``None``).
+        No step before any valid measured position."""
+        limiter = self.limiter
+        reanchor = self._reanchor_after is not None and self._valid_count > self._reanchor_after
+        now_ns = self.get_clock().now().nanoseconds
+        if not limiter.initialized or reanchor:
+            if self._valid_q is None:
+                return None, None
+            # Activation (or a simulated arm's new episode): at rest where the arm is. The
+            # limiter counts time from here (epoch seconds as floats resolve only 0.24 us).
+            self._motion_origin_ns = now_ns
+            limiter.reset(self._valid_q, 0.0)
+            self._reanchor_after = None
+        now = (now_ns - self._motion_origin_ns) * 1e-9
+        outside = None
+        if target is None:
+            step = limiter.plan_hold(now)
+        else:
+            step = limiter.plan(target, now)
+            if self.guard is not None:
+                # The step itself and where braking from it would end must both be inside.
+                outside = self.guard.check(step.position, step.rest_position)
+                if outside is not None:
+                    step = limiter.plan_hold(now)
+        limiter.commit(step)
+        return step, outside
+
+    def _publish_command(self, step: MotionStep) -> Float64MultiArray | JointTrajectory:
+        """Send the committed motion: the step's positions (forward) or the whole trajectory,
+        stamped, ending at rest (trajectory); on the dry-run topic in a dry run."""
+        if not self.limiter.smooth:
+            msg = self._cmd_msg
+            msg.data = float_array(step.position)
+        else:
+            msg = self._traj_msg
+            stamp, times, positions, velocities, accelerations = self.limiter.trajectory()
+            stamp_ns = self._motion_origin_ns + int(round(stamp * 1e9))
+            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+            points = []
+            for i, t in enumerate(times):
+                point = JointTrajectoryPoint()
+                point.positions = float_array(positions[i])
+                point.velocities = float_array(velocities[i])
+                point.accelerations = float_array(accelerations[i])
+                sec, nanosec = divmod(int(round(t * 1e9)), 1_000_000_000)
+                point.time_from_start.sec, point.time_from_start.nanosec = sec, nanosec
+                points.append(point)
+            msg.points = points
+        self._pub_cmd.publish(msg)
+        return msg
 
     # --- diagnostics --------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -447,15 +619,33 @@ class ControllerNode(LifecycleNode):
             status.level, status.message = DiagnosticStatus.WARN, f"holding: {reason.value}"
         else:
             status.level, status.message = DiagnosticStatus.ERROR, f"holding: {reason.value}"
+        detail = self._hold_detail if reason in _DETAILED_HOLDS else ""
+        if detail and self._active:
+            status.message += f" ({detail})"
+        if self.cfg.dry_run:
+            status.message = f"DRY RUN, {status.message}"
         comp = self.compute_us.summary()
         per = self.interval_ms.summary()
+        limiter = self.limiter
         values = {
             "safety_state": reason.value,
+            "hold_detail": detail,
             "active": str(self._active),
+            "dry_run": str(self.cfg.dry_run),
+            "command_mode": self.cfg.command_mode,
+            "command_topic": self.command_out_topic,
             "ticks": str(self.ticks),
             "holds_total": str(sum(self.holds.values())),
             "recurrent_resets": str(self.recurrent_resets),
-            "rate_limited_ticks": str(self.limiter.rate_limited_ticks),
+            # Ticks whose command a limit shaped (any of the three counts below).
+            "rate_limited_ticks": str(limiter.limited_ticks),
+            **{k: str(v) for k, v in limiter.counters().items() if k != "limited_ticks"},
+            "velocity_scale": f"{limiter.velocity_scale:g}",
+            "acceleration_scale": f"{limiter.acceleration_scale:g}",
+            "limits_file": str(self.limits_path),
+            "limits_margin": f"{self.limits_margin:g}",
+            "frame_id": self.frame_id or ANY_FRAME,
+            "workspace_guard": "on" if self.guard is not None else "off",
             "model_swaps": str(self.model_swaps),
             "period_ms": f"{self.period_s * 1e3:.3f}",
             "compute_p50_us": f"{comp['p50']:.1f}",
@@ -465,6 +655,14 @@ class ControllerNode(LifecycleNode):
             "interval_std_ms": f"{per['std']:.3f}",
             "policy_path": str(self.runtime.model_path) if self.runtime else "",
         }
+        if limiter.initialized:
+            values["commanded_rad"] = ", ".join(f"{x:.4f}" for x in limiter.position)
+            if self._valid_q is not None:
+                offset = np.abs(limiter.position - self._valid_q).max()
+                values["max_command_offset_rad"] = f"{offset:.4f}"
+            if self.guard is not None:
+                xyz = self.guard.end_effector_position(limiter.position)
+                values["commanded_end_effector_m"] = ", ".join(f"{x:.3f}" for x in xyz)
         values.update({f"holds_{k}": str(v) for k, v in sorted(self.holds.items())})
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         out = DiagnosticArray(status=[status])

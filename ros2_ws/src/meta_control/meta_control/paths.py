@@ -72,3 +72,15 @@ def config_file(name: str) -> Path:
     if share is not None and (share / "config" / name).is_file():
         return share / "config" / name
     raise FileNotFoundError(f"config {name!r} not found in {src.parent} nor in the share folder")
+
+
+def package_file(rel: str) -> Path:
+    """Path of ``<rel>`` (e.g. ``urdf/planar_pusher.urdf``) in the source package or the
+    installed share folder."""
+    src = _PKG_SRC / rel
+    if src.is_file():
+        return src
+    share = share_dir()
+    if share is not None and (share / rel).is_file():
+        return share / rel
+    raise FileNotFoundError(f"{rel!r} not found in {_PKG_SRC} nor in the share folder")

@@ -1,18 +1,14 @@
 """Safety logic of the policy controller, free of ROS so it is tested without a node.
 
-Every tick ends in one of two commands: the policy's target, clamped to the joint limits and
-rate-limited, or a *hold* (the last measured joint positions, as ros2_control's
-joint_trajectory_controller does after ``cmd_timeout``). :class:`HoldReason` names why a tick
-held; inputs are checked before inference, because onnxruntime's LSTM turns NaN into finite but
-wrong actions.
+Every tick ends in one of two commands: a step toward the policy's target, or a *hold*: braking
+to rest as fast as the arm's limits allow (both by :class:`meta_control.motion.MotionLimiter`).
+:class:`HoldReason` names why a tick held; inputs are checked before inference, because
+onnxruntime's LSTM turns NaN into finite but wrong actions.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-
-import numpy as np
 
 
 class HoldReason(str, enum.Enum):
@@ -29,6 +25,10 @@ class HoldReason(str, enum.Enum):
     OUT_OF_RANGE = "out_of_range"
     WRONG_LENGTH = "wrong_length"
     MODEL_ERROR = "model_error"
+    FRAME_MISMATCH = "frame_mismatch"
+    """The puck or goal pose is not in the configured frame."""
+    WORKSPACE = "workspace"
+    """The command would take the end effector out of the workspace (or below the table)."""
 
 
 def stamp_age_s(now_s: float, stamp_s: float) -> float:
@@ -79,54 +79,3 @@ class Freshness:
     def stale(self, now_s: float, now_steady_s: float) -> bool:
         """True when the input is missing or older than ``max_age_s``."""
         return self.age_s(now_s, now_steady_s) > self.max_age_s
-
-
-class CommandLimiter:
-    """Clamps targets to the joint limits and limits the change between consecutive commands.
-
-    Args:
-        joint_low, joint_high: joint position limits (rad), model joint order.
-        max_step_rad: largest change of any joint target between two published commands.
-    """
-
-    def __init__(
-        self, joint_low: Sequence[float], joint_high: Sequence[float], max_step_rad: float
-    ) -> None:
-        self.low = np.asarray(joint_low, dtype=np.float64)
-        self.high = np.asarray(joint_high, dtype=np.float64)
-        if self.low.shape != self.high.shape or np.any(self.low > self.high):
-            raise ValueError("joint limits must have equal shapes with low <= high")
-        if not max_step_rad > 0:
-            raise ValueError(f"max_step_rad must be > 0, got {max_step_rad}")
-        self.max_step_rad = float(max_step_rad)
-        self.last: np.ndarray | None = None
-        self.rate_limited_ticks = 0
-
-    def reset(self) -> None:
-        """Forget the previous command (the next one is only clamped to the limits)."""
-        self.last = None
-
-    def command(self, target: np.ndarray) -> np.ndarray:
-        """The safe command for ``target``: clamped, then rate-limited, then clamped again."""
-        # minimum/maximum rather than np.clip: the same result (NaN propagates), a fraction of
-        # the call overhead on these 3-7 element arrays.
-        low, high = self.low, self.high
-        cmd = np.minimum(np.maximum(target, low), high)
-        last = self.last
-        if last is not None:
-            step = self.max_step_rad
-            limited = np.minimum(np.maximum(cmd, last - step), last + step)
-            if (limited != cmd).any():
-                self.rate_limited_ticks += 1
-                cmd = np.minimum(np.maximum(limited, low), high)
-        self.last = cmd
-        return cmd
-
-    def hold(self, measured: np.ndarray) -> np.ndarray:
-        """The hold command: the measured positions, clamped to the limits, never rate-limited.
-
-        A hold must take effect at once; it becomes the reference for the next rate limit.
-        """
-        cmd = np.clip(np.asarray(measured, dtype=np.float64), self.low, self.high)
-        self.last = cmd
-        return cmd

@@ -23,6 +23,12 @@ TOPIC_OOD = "/dynamics_ood"
 TOPIC_E_STOP = "/e_stop"
 TOPIC_CLOCK = "/clock"
 TOPIC_DIAGNOSTICS = "/diagnostics"
+TOPIC_JOINT_TRAJECTORY = "/joint_trajectory_controller/joint_trajectory"
+"""``trajectory_msgs/JointTrajectory`` for ros2_control's joint_trajectory_controller (the
+controller's ``command_mode: trajectory``; not recorded)."""
+TOPIC_DRY_RUN_COMMANDS = "/meta_controller/dry_run/commands"
+TOPIC_DRY_RUN_TRAJECTORY = "/meta_controller/dry_run/joint_trajectory"
+"""Where a dry run publishes the commands it would have sent (forward / trajectory mode)."""
 TOPIC_EPISODE_RESULT = "/sim_arm/episode_result"
 """Evaluation-only topic of the simulated arm (one labelled array per finished episode); not
 recorded, so not in :data:`CONTRACT_TOPICS`."""
