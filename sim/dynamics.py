@@ -184,6 +184,27 @@ class DynamicsSpace:
         """Copy that samples outside the training ranges (for out-of-distribution evaluation)."""
         return replace(self, mode="heldout", heldout_factor=factor or self.heldout_factor)
 
+    def heldout_band(self, name: str, side: str,
+                     fraction: float = 1.0 / 3.0) -> tuple[float, float] | None:
+        """The band just beyond one edge of a parameter's training range, as wide as
+        ``fraction`` of the range in its sampling space (log space for log-uniform laws):
+        ``side`` is ``below`` or ``above``. The parameter's physical floor cuts the band; a
+        band the floor leaves empty is None. For out-of-distribution evaluation one parameter
+        at a time (``PushEnv(sample_ranges={name: band})``, the others in range)."""
+        if side not in ("below", "above"):
+            raise DynamicsConfigError(f"side must be 'below' or 'above', got {side!r}")
+        p = self.params[self.index(name)]
+        if p.law == "log_uniform":
+            width = math.log(p.high / p.low) * fraction
+            lo, hi = ((p.low * math.exp(-width), p.low) if side == "below"
+                      else (p.high, p.high * math.exp(width)))
+        else:
+            width = (p.high - p.low) * fraction
+            lo, hi = (p.low - width, p.low) if side == "below" else (p.high, p.high + width)
+        if p.floor is not None:
+            lo = max(lo, p.floor)
+        return (float(lo), float(hi)) if hi > lo and width > 0 else None
+
     def without_randomization(self) -> DynamicsSpace:
         """Copy that always returns nominal values."""
         return replace(self, randomize=False)

@@ -10,7 +10,9 @@ Action: joint position target offsets from the current positions, in rad, bounde
 ``max_offset_rad`` per joint: what a ros2_control forward position controller accepts once
 added to the measured positions.
 ``info`` carries ``is_success`` (at the training threshold), ``is_success_0.05``,
-``is_success_0.07``, ``distance``, ``mu`` (normalised dynamics), ``mu_raw`` and ``dt_s``.
+``is_success_0.07``, ``distance``, ``mu`` (normalised dynamics), ``mu_raw``, ``dt_s`` and
+``contact_step``: the index of the first observation after the robot first touched the puck
+(a contact at that instant, or the puck moved from its start), -1 before.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ from sim.world import CommandError, PushWorld
 OBS_NOISE_SCALE = {"joint_positions": 0.3, "joint_velocities": 0.5, "puck_position": 0.1}
 
 
+CONTACT_MOVE_M = 0.002
+"""Puck travel from its start that counts as a contact the robot made between two
+observations (a tap can bat the puck away within one control period)."""
+
+
 class InvalidActionError(ValueError):
     """An action had the wrong shape or non-finite values."""
 
@@ -46,6 +53,9 @@ class PushEnv(gym.Env):
         dynamics_mode: ``train`` (training ranges) or ``heldout`` (outside them).
         dynamics_ranges: training-range overrides, e.g. ``{"puck_mass": (0.1, 0.2)}``.
         fixed_dynamics: parameter names or groups kept at nominal (ablations).
+        sample_ranges: sampling ranges that replace the training ranges of some parameters
+            while ``mu`` stays normalised over the training ranges, e.g. one parameter in a
+            held-out band (:meth:`DynamicsSpace.heldout_band`) with the others in range.
         heldout_factor: width of the held-out bands.
         distance_threshold: success radius for reward and ``is_success``.
         episode_steps: episode length in control steps (default: the robot's); the env
@@ -64,6 +74,7 @@ class PushEnv(gym.Env):
         dynamics_mode: str = "train",
         dynamics_ranges: Mapping[str, Sequence[float]] | None = None,
         fixed_dynamics: Sequence[str] = (),
+        sample_ranges: Mapping[str, Sequence[float]] | None = None,
         heldout_factor: float = 1.5,
         distance_threshold: float = 0.05,
         episode_steps: int | None = None,
@@ -84,6 +95,8 @@ class PushEnv(gym.Env):
             space = space.with_ranges(dynamics_ranges)
         if fixed_dynamics:
             space = space.fixed(list(fixed_dynamics))
+        if sample_ranges:
+            space = space.with_ranges(sample_ranges)
         if dynamics_mode == "heldout":
             space = space.heldout(heldout_factor)
         elif dynamics_mode != "train":
@@ -177,6 +190,8 @@ class PushEnv(gym.Env):
         self._mu_raw = self.world.mu.copy()
         self._steps = 0
         self._last_dt = 0.0
+        self._puck_start = start[:2].astype(np.float64)
+        self._contact_step = -1
         obs = self._observe()
         return obs, self._info(obs)
 
@@ -201,6 +216,11 @@ class PushEnv(gym.Env):
         self._last_dt = n_sub * self.world.sim.timestep_s
         self._steps += 1
         obs = self._observe()
+        if self._contact_step < 0 and (
+            self.world.tool_touches_puck()
+            or np.linalg.norm(obs["achieved_goal"] - self._puck_start) > CONTACT_MOVE_M
+        ):
+            self._contact_step = self._steps
         info = self._info(obs)
         d = info["distance"]
         if self.task.reward_type == "sparse":
@@ -252,6 +272,7 @@ class PushEnv(gym.Env):
             "mu": self._mu_norm.copy(),
             "mu_raw": self._mu_raw.copy(),
             "dt_s": self._last_dt,
+            "contact_step": self._contact_step,
         }
         for t in SUCCESS_THRESHOLDS_M:
             info[f"is_success_{t:.2f}"] = d < t

@@ -297,6 +297,10 @@ class PushWorld:
             puck_orientation=np.array(quat),
         )
 
+    def tool_touches_puck(self) -> bool:
+        """Whether any link of the robot is in contact with the puck now."""
+        return bool(self.sim.client.getContactPoints(bodyA=self.robot_uid, bodyB=self.puck_uid))
+
     def puck_xy(self) -> np.ndarray:
         return np.array(self.sim.client.getBasePositionAndOrientation(self.puck_uid)[0][:2])
 

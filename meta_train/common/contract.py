@@ -41,4 +41,5 @@ def contract_fields(env) -> dict[str, Any]:
         "mu_names": space.names,
         "mu_train_low": space.train_low.tolist(),
         "mu_train_high": space.train_high.tolist(),
+        "mu_laws": [p.law for p in space.params],
     }

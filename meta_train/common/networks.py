@@ -429,7 +429,11 @@ class DynamicsEstimator(nn.Module):
 
     ``(s_t, a_{t-1}) -> FC(hidden) ReLU -> LSTM(hidden) -> FC(hidden) ReLU -> linear`` producing
     the mean and log-variance of the *normalised* dynamics vector (``mu`` mapped to ``[-1, 1]``
-    over the training range). Train with :func:`gaussian_nll`; the log-variance is softly bounded
+    over the training range). With ``obs_deltas`` the input also holds the change of the
+    observation since the previous step, ``s_t - s_{t-1}``, normalised by its own statistics:
+    what the dynamics shape (how far a joint moved for the offset it was commanded, how fast the
+    puck slows) is a small difference of large values, which the absolute normalisation of
+    ``s_t`` would drown. Train with :func:`gaussian_nll`; the log-variance is softly bounded
     to ``[logvar_min, logvar_max]`` (Chua et al. 2018, PETS; the upper bound may be overshot by
     ``log(1 + exp(logvar_min - logvar_max))``, under 1e-5 by default) so the NLL cannot diverge.
 
@@ -441,6 +445,17 @@ class DynamicsEstimator(nn.Module):
         action_scale: ``prev_action`` is divided by this before entering the network.
         logvar_min: Soft lower bound of the predicted log-variance.
         logvar_max: Soft upper bound of the predicted log-variance.
+        obs_deltas: Also feed ``s_t - s_{t-1}`` (``prev_obs`` becomes an input).
+        tracking_joints: With ``obs_deltas``: the first ``tracking_joints`` observation
+            entries are the positions of the joints the action offsets (in action order); the
+            input then also holds how far each fell short of its commanded offset,
+            ``(q_t - q_{t-1}) - a_{t-1}``, normalised: the position controller's tracking,
+            which its gains, the joint damping and the link masses shape.
+        forward_head: With ``obs_deltas``: a head that predicts the next change of the
+            observation from the LSTM's output and the action taken (a recurrent forward
+            model, as ReBAL's; Nagabandi et al. 2019). Trained on the training dynamics, its
+            error on the transitions observed says how well they explain the robot:
+            :meth:`observation_error`.
     """
 
     is_recurrent: bool = True
@@ -455,9 +470,17 @@ class DynamicsEstimator(nn.Module):
         action_scale: Sequence[float] | float = 1.0,
         logvar_min: float = -10.0,
         logvar_max: float = 2.0,
+        obs_deltas: bool = False,
+        forward_head: bool = False,
+        tracking_joints: int = 0,
     ) -> None:
         super().__init__()
         _check_dims(obs_dim=obs_dim, act_dim=act_dim)
+        if forward_head and not obs_deltas:
+            raise ValueError("forward_head needs obs_deltas (it predicts the change)")
+        if tracking_joints and (not obs_deltas or tracking_joints != act_dim
+                                or tracking_joints > obs_dim):
+            raise ValueError("tracking_joints needs obs_deltas and one joint per action")
         if mu_dim < 1:
             raise ValueError(f"mu_dim must be >= 1, got {mu_dim}")
         if not logvar_min < logvar_max:
@@ -465,11 +488,21 @@ class DynamicsEstimator(nn.Module):
         self.obs_dim, self.act_dim, self.mu_dim, self.hidden = obs_dim, act_dim, mu_dim, hidden
         self.logvar_min, self.logvar_max = float(logvar_min), float(logvar_max)
         self.obs_norm = RunningNorm(obs_dim)
+        self.obs_deltas = bool(obs_deltas)
+        if self.obs_deltas:
+            self.delta_norm = RunningNorm(obs_dim)
+        self.tracking_joints = int(tracking_joints)
+        if self.tracking_joints:
+            self.tracking_norm = RunningNorm(self.tracking_joints)
         self.register_buffer("action_scale", _scale_tensor(action_scale, act_dim))
-        self.rec_fc = _mlp(obs_dim + act_dim, hidden, 1)
+        width = obs_dim * (2 if self.obs_deltas else 1) + act_dim + self.tracking_joints
+        self.rec_fc = _mlp(width, hidden, 1)
         self.lstm = nn.LSTM(hidden, hidden, num_layers=1, batch_first=True)
         self.post_fc = _mlp(hidden, hidden, 1)
         self.out = nn.Linear(hidden, 2 * mu_dim)
+        self.forward_head = bool(forward_head)
+        if self.forward_head:
+            self.fwd = nn.Sequential(_mlp(hidden + act_dim, hidden, 1), nn.Linear(hidden, obs_dim))
 
     def initial_state(self, batch: int, device: torch.device | str | None = None) -> LstmState:
         """Zero LSTM state ``(h, c)``, each ``[1, batch, hidden]``."""
@@ -477,28 +510,88 @@ class DynamicsEstimator(nn.Module):
         h = torch.zeros(1, batch, self.hidden, device=device)
         return h, torch.zeros_like(h)
 
+    def predict_delta(self, rec: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """The forward head: the normalised next change of the observation (``delta_norm``'s
+        units) from the LSTM output ``rec [..., hidden]`` and the action taken after it."""
+        return self.fwd(torch.cat([rec, action / self.action_scale], dim=-1))
+
+    def observation_error(self, obs: torch.Tensor, prev_obs: torch.Tensor,
+                          prev_action: torch.Tensor, h_prev: torch.Tensor) -> torch.Tensor:
+        """How far the observed change ``obs - prev_obs`` is from the forward head's prediction
+        made one step before (from ``h_prev``, the LSTM output then, and ``prev_action``), in
+        standard deviations of the change: ``[..., obs_dim]``."""
+        return self.delta_norm(obs - prev_obs) - self.predict_delta(h_prev, prev_action)
+
+    def forward_with_rec(
+        self, obs: torch.Tensor, prev_action: torch.Tensor, prev_obs: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Whole episodes from their start: ``(mu_mean, mu_logvar, rec [B, T, hidden])``, the
+        LSTM output at every step (what the forward head reads in training)."""
+        x = self._inputs(obs, prev_action, prev_obs)
+        _compact(self.lstm)
+        rec, _ = self.lstm(x, self.initial_state(obs.shape[0], obs.device))
+        mean, logvar = self._heads(rec)
+        return mean, logvar, rec
+
+    def tracking_error(self, obs: torch.Tensor, prev_obs: torch.Tensor,
+                       prev_action: torch.Tensor) -> torch.Tensor:
+        """``(q_t - q_{t-1}) - a_{t-1}`` of the tracked joints (raw, in rad)."""
+        n = self.tracking_joints
+        return (obs[..., :n] - prev_obs[..., :n]) - prev_action
+
+    def _inputs(self, obs, prev_action, prev_obs) -> torch.Tensor:
+        parts = [self.obs_norm(obs), prev_action / self.action_scale]
+        if self.obs_deltas:
+            if prev_obs is None:
+                prev_obs = torch.cat([obs[:, :1], obs[:, :-1]], dim=1)
+            parts.insert(1, self.delta_norm(obs - prev_obs))
+            if self.tracking_joints:
+                parts.append(self.tracking_norm(self.tracking_error(obs, prev_obs, prev_action)))
+        return self.rec_fc(torch.cat(parts, dim=-1))
+
+    def _heads(self, rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, raw = self.out(self.post_fc(rec)).chunk(2, dim=-1)
+        logvar = self.logvar_max - nn.functional.softplus(self.logvar_max - raw)
+        logvar = self.logvar_min + nn.functional.softplus(logvar - self.logvar_min)
+        return mean, logvar
+
     def forward(
         self,
         obs: torch.Tensor,
         prev_action: torch.Tensor,
         state: LstmState | None = None,
+        prev_obs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, LstmState]:
-        """Return ``(mu_mean [B, T, mu_dim], mu_logvar [B, T, mu_dim], (h, c))``."""
-        x = self.rec_fc(torch.cat([self.obs_norm(obs), prev_action / self.action_scale], dim=-1))
+        """Return ``(mu_mean [B, T, mu_dim], mu_logvar [B, T, mu_dim], (h, c))``.
+
+        With ``obs_deltas``, ``prev_obs`` is the observation before each of ``obs`` (the first
+        observation of an episode is its own predecessor: a zero change); without it, the
+        sequence's own shift is used, with ``state``'s last observation unknown (so pass
+        ``prev_obs`` whenever a sequence continues an earlier one).
+        """
+        x = self._inputs(obs, prev_action, prev_obs)
         if state is None:
             state = self.initial_state(obs.shape[0], obs.device)
         _compact(self.lstm)
         rec, state = self.lstm(x, state)
-        mean, raw = self.out(self.post_fc(rec)).chunk(2, dim=-1)
-        logvar = self.logvar_max - nn.functional.softplus(self.logvar_max - raw)
-        logvar = self.logvar_min + nn.functional.softplus(logvar - self.logvar_min)
+        mean, logvar = self._heads(rec)
         return mean, logvar, state
 
 
-def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor,
+                 beta: float = 0.0) -> torch.Tensor:
     """Mean Gaussian negative log-likelihood (without the constant ``0.5 log 2 pi``).
 
     ``0.5 * (logvar + (target - mean)^2 / exp(logvar))`` averaged over all elements; minimising
     it makes ``exp(logvar)`` an estimate of the squared error, i.e. a calibrated variance.
+
+    ``beta > 0`` weighs each element by its predicted variance to the power ``beta``, held
+    constant (beta-NLL, Seitzer et al. 2022): plain NLL scales the mean's gradient by the inverse
+    variance, so the outputs the network is least sure of learn slowest and can stall at the
+    prior; ``beta = 1`` gives the mean the gradient of the squared error while the variance is
+    still fitted.
     """
-    return 0.5 * (logvar + (target - mean).square() * torch.exp(-logvar)).mean()
+    nll = 0.5 * (logvar + (target - mean).square() * torch.exp(-logvar))
+    if beta:
+        nll = nll * torch.exp(beta * logvar.detach())
+    return nll.mean()

@@ -20,9 +20,7 @@ import copy
 import dataclasses
 import hashlib
 import io
-import os
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from meta_control.runtime import (
     expected_io,
     sidecar_path,
 )
+from meta_train.common.files import atomic_write
 
 __all__ = ["OPSET", "ModelMetadata", "export_estimator", "export_policy", "git_commit"]
 
@@ -104,6 +103,30 @@ class _EstimatorStep(nn.Module):
             obs.unsqueeze(1), prev_action.unsqueeze(1), (h_in, c_in)
         )
         return mean.squeeze(1), logvar.squeeze(1), h, c
+
+
+class _DeltaEstimatorStep(nn.Module):
+    """One step of a dynamics estimator that also reads the previous observation and reports
+    its forward head's error on the change it observed (io_version 2)."""
+
+    def __init__(self, estimator: nn.Module) -> None:
+        super().__init__()
+        self.estimator = estimator
+
+    def forward(
+        self,
+        obs: torch.Tensor,
+        prev_obs: torch.Tensor,
+        prev_action: torch.Tensor,
+        h_in: torch.Tensor,
+        c_in: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        est = self.estimator
+        error = est.observation_error(obs, prev_obs, prev_action, h_in[0])
+        mean, logvar, (h, c) = est(
+            obs.unsqueeze(1), prev_action.unsqueeze(1), (h_in, c_in), prev_obs.unsqueeze(1)
+        )
+        return mean.squeeze(1), logvar.squeeze(1), h, c, error
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -194,25 +217,6 @@ def _check_parity(
             )
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; a model is shared like any other file (0644 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o644 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write(
     model: onnx.ModelProto, path: Path, meta: ModelMetadata, module: nn.Module, example: tuple
 ) -> Path:
@@ -269,8 +273,10 @@ def export_policy(actor: nn.Module, path: str | Path, metadata: ModelMetadata) -
 def export_estimator(estimator: nn.Module, path: str | Path, metadata: ModelMetadata) -> Path:
     """Export a :class:`~meta_train.common.networks.DynamicsEstimator`.
 
-    Inputs ``obs [1, obs_dim]``, ``prev_action [1, act_dim]``, ``h_in``/``c_in [1, 1, H]``;
-    outputs ``mu_mean``, ``mu_logvar [1, mu_dim]``, ``h_out``, ``c_out``.
+    Inputs ``obs [1, obs_dim]`` (with ``obs_deltas`` also ``prev_obs [1, obs_dim]``, which the
+    runtime keeps), ``prev_action [1, act_dim]``, ``h_in``/``c_in [1, 1, H]``; outputs
+    ``mu_mean``, ``mu_logvar [1, mu_dim]``, ``h_out``, ``c_out`` (and with ``obs_deltas``
+    ``obs_error [1, obs_dim]``, the forward head's error on the observed change: io_version 2).
 
     Args:
         estimator: The trained estimator (copied to CPU; the original is untouched).
@@ -282,15 +288,20 @@ def export_estimator(estimator: nn.Module, path: str | Path, metadata: ModelMeta
     """
     path = Path(path)
     estimator = copy.deepcopy(estimator).cpu().float().eval()
+    deltas = bool(getattr(estimator, "obs_deltas", False))
+    if deltas and not getattr(estimator, "forward_head", False):
+        raise ValueError("an estimator with obs_deltas exports with its forward head "
+                         "(io_version 2 reports the head's error)")
     meta = _finalise(
-        metadata, kind="estimator", recurrent=True, hidden_size=int(estimator.hidden), history=0
+        metadata, kind="estimator", recurrent=True, hidden_size=int(estimator.hidden), history=0,
+        io_version=2 if deltas else 1,
     )
     _check_dim("obs_dim", meta.obs_dim, estimator.obs_dim)
     _check_dim("act_dim", meta.act_dim, estimator.act_dim)
     _check_dim("mu_dim", len(meta.mu_names), estimator.mu_dim)
     inputs, _ = expected_io(meta)
     example = _example(*(tuple(s) for s in inputs.values()))
-    step = _EstimatorStep(estimator)
+    step = _DeltaEstimatorStep(estimator) if deltas else _EstimatorStep(estimator)
     _write(_to_onnx(step, example, meta), path, meta, step, example)
     EstimatorRuntime(path)
     return path

@@ -1,165 +1,299 @@
-"""Train, evaluate and export the dynamics estimator (online system identification).
+"""Train, calibrate, evaluate and export the dynamics estimator (online system identification).
 
 As in UP-OSI (Yu et al. 2017) and RMA (Kumar et al. 2021), a recurrent network regresses the
-(normalised) dynamics mu from the history of observations and actions. It is trained in sim,
-where mu is known, on rollouts of a trained policy over randomized dynamics, with a Gaussian
-negative log-likelihood so that its predicted variance is an uncertainty. The report measures,
-per parameter, the error after k history steps against the constant prior-mean estimator, on
-training and held-out dynamics, which parameters are identifiable from pushing, the calibration
-of the uncertainty, and an out-of-distribution rule calibrated on training dynamics.
+normalised dynamics ``mu`` from the history of observations, their changes and the actions,
+with a Gaussian likelihood so that its predicted variance is an uncertainty. A forward head on
+the same memory predicts the next change of the observation (ReBAL's recurrent model,
+Nagabandi et al. 2019); trained on the training dynamics only, its error on the transitions the
+robot shows is evidence that they are not among them.
 
-    meta-train estimator --policy-run runs/<policy run> --out models/pusher_estimator.onnx
+    meta-train estimator --preset pusher
+
+1. datasets (kept in ``data_dir`` and reused while their provenance is the same): the policy's
+   rollouts with exploration (Gaussian noise, and probes of random joint motion at the start of
+   some episodes) for training; its own rollouts, on other seeds, for validation (the OOD rule
+   is calibrated on them), for the test of the identification table, and in every held-out
+   band (one parameter a third of its range beyond an edge, the others in range; never
+   trained on);
+2. training (Gaussian NLL of ``mu`` at every step plus the forward head's squared error);
+3. the OOD rule's thresholds, so that at most ``ood_fpr`` of the validation episodes are
+   flagged;
+4. export (``.onnx`` + sidecar, io_version 2) and the report (``<out>_report.json`` and
+   ``.md``): the identification table and the OOD table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from meta_train.common.contract import contract_fields, make_contract_env
 from meta_train.common.device import resolve_device
+from meta_train.common.files import atomic_write
 from meta_train.common.networks import DynamicsEstimator, gaussian_nll
 from meta_train.common.onnx_export import ModelMetadata, export_estimator
 from meta_train.common.policies import load_actor_from_run
-from meta_train.common.rollouts import collect_rollouts
+from meta_train.common.rollouts import (
+    ActorPolicy,
+    Exploration,
+    RolloutDataset,
+    RuntimePolicy,
+    collect_rollouts,
+)
 from meta_train.estimator.config import EstimatorConfig
+from meta_train.estimator.report import at_steps, identification, markdown, ood_rows
 
-HISTORY_STEPS = (1, 5, 10, 20, 50, 100)
-OOD_WARMUP_STEPS = 10
-
-
-
-@torch.no_grad()
-def predict(est: DynamicsEstimator, obs, prev) -> tuple[np.ndarray, np.ndarray]:
-    mean, logvar, _ = est(torch.as_tensor(obs), torch.as_tensor(prev))
-    return mean.numpy(), np.exp(0.5 * logvar.numpy())
+STD_OFF = 3.0
+"""``ood_std_threshold`` that leaves the uncertainty term out: above the largest standard
+deviation the network can output (``exp(logvar_max / 2)``, e). On the held-out bands the
+predicted std separated no band better than the forward model's error or the estimate's
+range (docs/benchmarks.md), and it is high on hard in-range tasks."""
 
 
-def error_table(mean, mu, names, horizon) -> dict:
-    """Per-parameter RMSE after k steps vs. the prior-mean (0) estimator."""
+def load_policy(cfg: EstimatorConfig) -> ActorPolicy | RuntimePolicy:
+    """The policy that drives the arm: an exported model or a run's actor."""
+    path = Path(cfg.policy)
+    if path.suffix == ".onnx":
+        return RuntimePolicy(path)
+    actor, run = load_actor_from_run(path, cfg.policy_which)
+    return ActorPolicy(actor, run)
+
+
+def _policy_digest(policy) -> str:
+    path = Path(policy.source)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    files = sorted(p for p in path.glob("*") if p.is_file())
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+
+
+def dataset(cfg: EstimatorConfig, name: str, policy, episodes: int, seed: int,
+            exploration: Exploration, sample_ranges: dict | None = None) -> RolloutDataset:
+    """A rollout dataset, collected or reused from ``data_dir`` (keyed by its provenance)."""
+    spec = {"policy": _policy_digest(policy), "episodes": episodes, "seed": seed,
+            "exploration": exploration.__dict__, "episode_steps": cfg.episode_steps,
+            "sample_ranges": sample_ranges or {}}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(cfg.data_dir) / f"{name}_{key}.npz"
+    if path.is_file():
+        return RolloutDataset.load(path)
+    data = collect_rollouts(policy, "train", episodes, seed, exploration=exploration,
+                            env_kwargs={"episode_steps": cfg.episode_steps},
+                            sample_ranges=sample_ranges, workers=cfg.workers)
+    data.save(path)
+    return data
+
+
+def held_out_bands(cfg: EstimatorConfig, env) -> dict[str, tuple[str, tuple[float, float]]]:
+    """``{band name: (parameter, (low, high))}`` for every member of ``band_parameters``,
+    below and above its training range (bands the physical floor empties are left out)."""
+    space = env._train_space
     out = {}
-    prior = np.sqrt(np.mean(mu**2, axis=0))
-    for k in HISTORY_STEPS:
-        if k > horizon + 1:
-            continue
-        rmse = np.sqrt(np.mean((mean[:, k - 1] - mu) ** 2, axis=0))
-        out[str(k)] = {n: {"rmse": float(r), "prior_rmse": float(p), "ratio": float(r / p)}
-                       for n, r, p in zip(names, rmse, prior, strict=True)}
+    for key in cfg.band_parameters:
+        members = [n for n in space.names if n == key or n.startswith(key + "/")]
+        if not members:
+            raise ValueError(f"band_parameters: unknown dynamics parameter {key!r}")
+        for name in members:
+            for side in ("below", "above"):
+                band = space.heldout_band(name, side)
+                if band is not None:
+                    out[f"{name} {side}"] = (name, band)
     return out
 
 
-def ood_scores(mean, std, margin, std_thr) -> np.ndarray:
-    """The runtime's rule: max over parameters of max((|m|-1)/margin, std/threshold)."""
-    return np.maximum((np.abs(mean) - 1.0) / margin, std / std_thr).max(axis=-1)
+def _make_estimator(cfg: EstimatorConfig, train: RolloutDataset, scale) -> DynamicsEstimator:
+    obs_dim, act_dim = train.obs.shape[-1], train.action.shape[-1]
+    est = DynamicsEstimator(obs_dim, act_dim, train.mu.shape[-1], hidden=cfg.hidden,
+                            action_scale=scale, obs_deltas=True, forward_head=True,
+                            tracking_joints=act_dim if cfg.tracking else 0)
+    o, a = torch.as_tensor(train.obs), torch.as_tensor(train.action)
+    est.obs_norm.update(o)
+    est.delta_norm.update(o[:, 1:] - o[:, :-1])
+    if cfg.tracking:
+        est.tracking_norm.update(est.tracking_error(o[:, 1:], o[:, :-1], a))
+    return est
 
 
-def train_estimator(cfg: EstimatorConfig) -> dict:
-    """Collect data, train, evaluate, calibrate the OOD rule, export; returns the report."""
+def fit(cfg: EstimatorConfig, train: RolloutDataset, scale, device) -> DynamicsEstimator:
+    """Train on whole episodes: Gaussian NLL of ``mu`` at every observation plus
+    ``forward_weight`` times the forward head's squared error on every next change."""
+    torch.manual_seed(cfg.seed)
+    est = _make_estimator(cfg, train, scale).to(device)
+    t = lambda x: torch.as_tensor(x, device=device)  # noqa: E731
+    obs, prev, act = t(train.obs), t(train.prev_action), t(train.action)
+    target = t(train.mu)[:, None].expand(-1, obs.shape[1], -1)
+    opt = torch.optim.Adam(est.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    rng = np.random.default_rng(cfg.seed)
+    n = len(train)
+    bar = tqdm(range(cfg.epochs), desc="estimator", unit="epoch", disable=not cfg.progress,
+               file=sys.stderr, dynamic_ncols=True)
+    for _ in bar:
+        perm = rng.permutation(n)
+        totals = np.zeros(2)
+        for i in range(0, n, cfg.batch_episodes):
+            idx = torch.as_tensor(perm[i:i + cfg.batch_episodes], device=device)
+            mean, logvar, rec = est.forward_with_rec(obs[idx], prev[idx])
+            nll = gaussian_nll(mean, logvar, target[idx])
+            change = est.delta_norm(obs[idx, 1:] - obs[idx, :-1])
+            fwd = (est.predict_delta(rec[:, :-1], act[idx]) - change).square().mean()
+            opt.zero_grad(set_to_none=True)
+            (nll + cfg.forward_weight * fwd).backward()
+            opt.step()
+            totals += (nll.item(), fwd.item())
+        sched.step()
+        totals /= max(1, -(-n // cfg.batch_episodes))
+        bar.set_postfix(nll=f"{totals[0]:.3f}", fwd=f"{totals[1]:.3f}")
+    return est.cpu().eval()
+
+
+@torch.no_grad()
+def outputs(est: DynamicsEstimator, data: RolloutDataset,
+            batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per observation: ``mean``, ``std`` ``[N, T+1, m]`` and the forward head's mean squared
+    error on the change that led to it, ``[N, T+1]`` (0 at an episode's first observation), as
+    the exported graph computes them step by step."""
+    means, stds, errs = [], [], []
+    for i in range(0, len(data), batch):
+        o = torch.as_tensor(data.obs[i:i + batch])
+        p = torch.as_tensor(data.prev_action[i:i + batch])
+        a = torch.as_tensor(data.action[i:i + batch])
+        mean, logvar, rec = est.forward_with_rec(o, p)
+        err = est.delta_norm(o[:, 1:] - o[:, :-1]) - est.predict_delta(rec[:, :-1], a)
+        means.append(mean.numpy())
+        stds.append(np.exp(0.5 * logvar.numpy()))
+        e2 = (err**2).mean(-1).numpy()
+        errs.append(np.concatenate([np.zeros((len(e2), 1), e2.dtype), e2], axis=1))
+    return np.concatenate(means), np.concatenate(stds), np.concatenate(errs)
+
+
+def window_mean(err: np.ndarray, window: int) -> np.ndarray:
+    """``[N, T+1]``: at each observation, the mean of the errors of the last ``window``
+    observations after the first (the runtime's window; 0 at the first)."""
+    cs = np.cumsum(err, axis=1)
+    shifted = np.concatenate([np.zeros((len(err), window)), cs[:, :-window]], axis=1)
+    count = np.minimum(np.arange(err.shape[1]), window)
+    return np.where(count > 0, (cs - shifted) / np.maximum(count, 1), 0.0)
+
+
+def ood_score(mean: np.ndarray, std: np.ndarray, err: np.ndarray, rule: dict) -> np.ndarray:
+    """``[N, T+1]``: the runtime's OOD score (``EstimatorRuntime``) at every observation."""
+    score = np.maximum(((np.abs(mean) - 1.0) / rule["ood_mu_margin"]).max(-1),
+                       (std / rule["ood_std_threshold"]).max(-1))
+    if rule["ood_error_threshold"] > 0:
+        score = np.maximum(score, window_mean(err, rule["ood_error_window"])
+                           / rule["ood_error_threshold"])
+    return score
+
+
+def calibrate(mean: np.ndarray, err: np.ndarray, cfg: EstimatorConfig,
+              window: int = 10) -> dict[str, Any]:
+    """Thresholds of the OOD rule on in-range (validation) episodes: each of its two terms,
+    the estimate's excess over the training range and the forward model's windowed error, may
+    flag ``ood_fpr / 2`` of the episodes at some step from ``ood_warmup`` on."""
+    w = cfg.ood_warmup
+    q = 1.0 - cfg.ood_fpr / 2.0
+    excess = (np.abs(mean[:, w:]) - 1.0).max(axis=(1, 2))
+    margin = float(max(np.quantile(excess, q), 0.05))
+    peak = window_mean(err, window)[:, w:].max(axis=1)
+    threshold = float(np.quantile(peak, q)) * 1.0001 + 1e-9
+    return {"ood_mu_margin": margin, "ood_std_threshold": STD_OFF,
+            "ood_error_threshold": threshold, "ood_error_window": window}
+
+
+def train_estimator(cfg: EstimatorConfig, command: str = "") -> dict[str, Any]:
+    """Datasets, training, calibration, export and report; returns the report."""
     cfg.validate()
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)
-    actor, run = load_actor_from_run(cfg.policy_run, cfg.policy_which)
-    train = collect_rollouts(actor, run, "train", cfg.train_episodes, cfg.seed * 7919 + 1,
-                             cfg.noise_std)
-    val = collect_rollouts(actor, run, "train", cfg.val_episodes, 900_000 + cfg.seed,
-                           cfg.noise_std)
-    held = collect_rollouts(actor, run, "heldout", cfg.heldout_episodes, 800_000 + cfg.seed,
-                            cfg.noise_std)
-    obs, prev, mu = train.obs, train.prev_action, train.mu
-    v_obs, v_prev, v_mu = val.obs, val.prev_action, val.mu
-    h_obs, h_prev, h_mu = held.obs, held.prev_action, held.mu
-    env = make_contract_env(run.env_id, run.env_kwargs)
-    names, horizon = train.info["mu_names"], train.horizon
+    policy = load_policy(cfg)
+    env = make_contract_env(policy.env_id, {**policy.env_kwargs,
+                                            "episode_steps": cfg.episode_steps})
     scale = env.action_space.high.tolist()
-    est = DynamicsEstimator(obs.shape[-1], prev.shape[-1], mu.shape[-1], hidden=cfg.hidden,
-                            action_scale=scale)
-    est.obs_norm.update(torch.as_tensor(obs))
-    est.to(device)
-    opt = torch.optim.Adam(est.parameters(), lr=cfg.lr)
-    rng = np.random.default_rng(cfg.seed)
-    o_t, p_t = torch.as_tensor(obs, device=device), torch.as_tensor(prev, device=device)
-    m_t = torch.as_tensor(mu, device=device)[:, None].expand(-1, horizon + 1, -1)
-    n = len(obs)
-    for _epoch in range(cfg.epochs):
-        perm = rng.permutation(n)
-        for i in range(0, n, cfg.batch_episodes):
-            idx = torch.as_tensor(perm[i : i + cfg.batch_episodes], device=device)
-            mean, logvar, _ = est(o_t[idx], p_t[idx])
-            loss = gaussian_nll(mean, logvar, m_t[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    est.cpu().eval()
-    v_mean, v_std = predict(est, v_obs, v_prev)
-    h_mean, h_std = predict(est, h_obs, h_prev)
-    # Identifiable: after the whole episode, error clearly below the prior's (ratio < 0.7).
-    val_table = error_table(v_mean, v_mu, names, horizon)
-    held_table = error_table(h_mean, h_mu, names, horizon)  # info['mu'] is normalised
-    last = str(max(k for k in HISTORY_STEPS if k <= horizon + 1))
-    identifiable = [nm for nm in names if val_table[last][nm]["ratio"] < 0.7]
-    # Calibration: coverage of the +-2 sigma interval, training dynamics, after warm-up.
-    z = np.abs(v_mean[:, OOD_WARMUP_STEPS:] - v_mu[:, None]) / v_std[:, OOD_WARMUP_STEPS:]
-    coverage = {nm: float(np.mean(z[..., i] < 2.0)) for i, nm in enumerate(names)}
-    # OOD rule calibrated for a false-positive rate of cfg.ood_fpr per step on training data.
-    w = slice(OOD_WARMUP_STEPS, None)
-    std_thr = float(np.quantile(v_std[:, w].max(-1), 1 - cfg.ood_fpr / 2)) + 1e-3
-    excess = (np.abs(v_mean[:, w]) - 1.0).max(-1)
-    margin = float(max(np.quantile(excess, 1 - cfg.ood_fpr / 2), 0.05))
-    fpr = float(np.mean(ood_scores(v_mean[:, w], v_std[:, w], margin, std_thr) > 1))
-    tpr = float(np.mean(ood_scores(h_mean[:, w], h_std[:, w], margin, std_thr) > 1))
-    tpr_ep = float(np.mean(ood_scores(h_mean[:, -1], h_std[:, -1], margin, std_thr) > 1))
+    bands = held_out_bands(cfg, env)
+    own = Exploration(noise_std=0.0)
+    base = 1_000_000 * (cfg.seed + 1)
+    explore = Exploration(cfg.noise_std, cfg.probe_fraction, cfg.probe_steps)
+    train = dataset(cfg, "train", policy, cfg.train_episodes, base, explore)
+    val = dataset(cfg, "val", policy, cfg.val_episodes, base + 200_000, own)
+    t_data = time.perf_counter() - t0
+    keep = train.inliers()
+    train = train.subset(np.flatnonzero(keep))
+    est = fit(cfg, train, scale, device)
+    t_train = time.perf_counter() - t0
+    v_mean, v_std, v_err = outputs(est, val)
+    rule = calibrate(v_mean, v_err, cfg)
 
     out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    flat = train.obs.reshape(-1, train.obs.shape[-1])
     meta = ModelMetadata(
-        kind="estimator", obs_dim=obs.shape[-1], goal_dim=0, act_dim=prev.shape[-1],
+        kind="estimator", obs_dim=flat.shape[-1], goal_dim=0, act_dim=train.action.shape[-1],
         action_low=(-np.asarray(scale)).tolist(), action_high=list(scale),
-        obs_low=obs.reshape(-1, obs.shape[-1]).min(0).tolist(),
-        obs_high=obs.reshape(-1, obs.shape[-1]).max(0).tolist(), goal_low=[], goal_high=[],
-        training_config={"estimator": asdict(cfg), "policy": run.config},
-        ood_mu_margin=margin, ood_std_threshold=std_thr, **contract_fields(env),
+        obs_low=flat.min(0).tolist(), obs_high=flat.max(0).tolist(), goal_low=[],
+        goal_high=[], training_config={"estimator": cfg.to_dict(),
+                                       "policy": {"source": policy.source,
+                                                  "env_kwargs": policy.env_kwargs}},
+        **rule, **contract_fields(env),
+        mu_units=[p.units for p in env._train_space.params],
     )
-    export_estimator(est, out, meta)
-    report = {
-        "command": "meta-train estimator " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in asdict(cfg).items() if v != ""),
-        "episodes": {"train": cfg.train_episodes, "val": cfg.val_episodes,
-                     "heldout": cfg.heldout_episodes, "horizon": horizon},
-        "rmse_after_k_steps": {"train_dynamics": val_table, "heldout_dynamics": held_table},
-        "identifiable": identifiable,
-        "not_identifiable": [nm for nm in names if nm not in identifiable],
-        "coverage_2sigma": coverage,
-        "ood": {"rule": "max_i max((|mean_i|-1)/margin, std_i/std_threshold) > 1 after "
-                        f"{OOD_WARMUP_STEPS} steps",
-                "margin": margin, "std_threshold": std_thr, "fpr_train_per_step": fpr,
-                "tpr_heldout_per_step": tpr, "tpr_heldout_episode_end": tpr_ep},
-        "wall_s": round(time.perf_counter() - t0, 1),
-    }
-    report_path = Path(cfg.report) if cfg.report else out.with_name(out.stem + "_report.json")
-    report_path.write_text(json.dumps(report, indent=1))
-    print(summary_table(report))
-    print(f"wrote {out}, {out.with_suffix('.json')} and {report_path}")
     env.close()
+    export_estimator(est, out, meta)
+
+    # the report: identification and OOD on test data the calibration never saw
+    names = list(train.info["mu_names"])
+    test = dataset(cfg, "test", policy, cfg.test_episodes, base + 400_000, own)
+    m, s, e = outputs(est, test)
+    test_score = ood_score(m, s, e, rule)
+    ident = {"train": identification(m, test.mu, test.contact_step, names)}
+    band_rows = {}
+    for i, (band_name, (param, rng)) in enumerate(bands.items()):
+        d = dataset(cfg, "band", policy, cfg.band_episodes, base + 600_000 + 1000 * i, own,
+                    {param: rng})
+        bm, bs, be = outputs(est, d)
+        tab = identification(bm, d.mu, d.contact_step, names, contact_steps=(cfg.report_k,),
+                             reset_steps=())
+        tab["parameter"] = param
+        ident[band_name] = tab
+        band_rows[band_name] = {"score": ood_score(bm, bs, be, rule),
+                                "contact_step": d.contact_step, "success": d.success,
+                                "band": list(rng)}
+    ood = ood_rows(test_score, test.contact_step, band_rows, cfg.report_k, cfg.ood_warmup)
+    ep, t = at_steps(test.contact_step, cfg.report_k, test.horizon)
+    report = {
+        "command": command or "meta-train estimator",
+        "model": str(out), "onnx_sha256": json.loads(out.with_suffix(".json").read_text())[
+            "onnx_sha256"],
+        "policy": policy.source,
+        "datasets": {"train": len(keep), "train_inliers": int(keep.sum()), "val": len(val),
+                     "test": len(test), "per_band": cfg.band_episodes,
+                     "episode_steps": cfg.episode_steps},
+        "wall_s": {"data": round(t_data, 1), "data_and_training": round(t_train, 1),
+                   "total": round(time.perf_counter() - t0, 1)},
+        "ood_rule": rule,
+        "in_range_flagged_val": float((ood_score(v_mean, v_std, v_err, rule)
+                                       [:, cfg.ood_warmup:] > 1).any(1).mean()),
+        "identification": ident,
+        "ood": ood,
+        "headline": {"metric": f"rmse_ratio_at_contact_plus_{cfg.report_k}",
+                     "episodes": int(len(ep)),
+                     "mean_over_parameters": float(np.mean(
+                         np.sqrt(((m[ep, t] - test.mu[ep]) ** 2).mean(0))
+                         / np.sqrt((test.mu[ep] ** 2).mean(0)))) if len(ep) else None},
+    }
+    json_path = out.with_name(out.stem + "_report.json")
+    atomic_write(json_path, (json.dumps(report, indent=1) + "\n").encode())
+    atomic_write(out.with_name(out.stem + "_report.md"), (markdown(report) + "\n").encode())
+    print(markdown(report))
+    print(f"wrote {out}, {out.with_suffix('.json')}, {json_path} and "
+          f"{out.with_name(out.stem + '_report.md')}", file=sys.stderr)
     return report
-
-
-def summary_table(report: dict) -> str:
-    """Markdown table: RMSE / prior RMSE per parameter after k steps."""
-    tables = report["rmse_after_k_steps"]
-    ks = list(tables["train_dynamics"])
-    names = list(tables["train_dynamics"][ks[0]])
-    head = "| parameter | " + " | ".join(f"train k={k}" for k in ks) + \
-        f" | held-out k={ks[-1]} | identifiable |"
-    lines = [head, "|" + "---|" * (len(ks) + 3)]
-    for nm in names:
-        cells = [f"{tables['train_dynamics'][k][nm]['ratio']:.2f}" for k in ks]
-        held = tables["heldout_dynamics"][ks[-1]][nm]["ratio"]
-        ident = "yes" if nm in report["identifiable"] else "no"
-        lines.append(f"| {nm} | " + " | ".join(cells) + f" | {held:.2f} | {ident} |")
-    return "\n".join(lines)

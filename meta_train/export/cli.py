@@ -33,12 +33,13 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
     from meta_train.export.evaluate_model import evaluate_model, headline, record_evaluation
 
     result = evaluate_model(args.model, args.episodes, args.dynamics, args.seed,
-                            args.episode_steps, args.policy)
+                            args.episode_steps, args.policy, args.contact_k)
     result["command"] = (
         f"meta-train evaluate-model {args.model} --episodes {args.episodes} --dynamics "
         f"{args.dynamics} --seed {args.seed}"
         + (f" --episode-steps {args.episode_steps}" if args.episode_steps else "")
-        + (f" --policy {args.policy}" if args.policy else ""))
+        + (f" --policy {args.policy}" if args.policy else "")
+        + (f" --contact-k {args.contact_k}" if args.contact_k is not None else ""))
     print(headline(result))
     if result["kind"] == "estimator":
         for name, ratio in result["per_parameter"].items():
@@ -63,6 +64,9 @@ def register_evaluate_model(sub: argparse._SubParsersAction) -> None:
                    help="episodes of N control steps instead of the training env's")
     p.add_argument("--policy", help="estimators: the policy that drives the arm (default: "
                                     "<robot>_policy.onnx beside the estimator)")
+    p.add_argument("--contact-k", type=int, metavar="K",
+                   help="estimators: score the estimate K steps after the first contact with "
+                        "the puck instead of after the episode's last state")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.add_argument("--record", action="store_true",
                    help="write the result into the model's sidecar (evaluation field)")

@@ -33,7 +33,7 @@ from meta_control.runtime import (
     sidecar_path,
 )
 from meta_train.common.evaluation import make_eval_env, wilson_interval
-from meta_train.common.onnx_export import atomic_write
+from meta_train.common.files import atomic_write
 
 
 def _env(meta, dynamics: str, episode_steps: int | None):
@@ -46,15 +46,15 @@ def _env(meta, dynamics: str, episode_steps: int | None):
 
 
 def _rollout(env, policy: PolicyRuntime, seed: int, on_state=None) -> tuple[dict, int]:
-    """One episode of the runtime policy; ``on_state(obs, prev_action)`` sees every state.
-    Returns the last info and the number of refused inputs."""
+    """One episode of the runtime policy; ``on_state(obs, prev_action, info)`` sees every
+    state. Returns the last info and the number of refused inputs."""
     obs, info = env.reset(seed=seed)
     policy.reset()
     prev = np.zeros(env.action_space.shape[0])
     refused = 0
     for _ in range(env.max_episode_steps):
         if on_state is not None:
-            on_state(obs["observation"], prev)
+            on_state(obs["observation"], prev, info)
         try:
             action = policy.step(obs["observation"], obs["desired_goal"])
         except InputRejected:
@@ -64,7 +64,7 @@ def _rollout(env, policy: PolicyRuntime, seed: int, on_state=None) -> tuple[dict
         obs, _, _, _, info = env.step(action.astype(np.float32))
         prev = action
     if on_state is not None:
-        on_state(obs["observation"], prev)
+        on_state(obs["observation"], prev, info)
     return info, refused
 
 
@@ -95,10 +95,13 @@ def evaluate_policy_model(path: str | Path, episodes: int, dynamics: str = "trai
 
 def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "train",
                              seed: int = 10_000, policy_path: str | Path | None = None,
-                             episode_steps: int | None = None) -> dict[str, Any]:
-    """Error of an exported estimator after each episode's last state, per parameter, as a
-    ratio of the RMSE of the constant estimate 0 (normalised space); the headline is the mean
-    ratio over the parameters (below 1: better than the constant)."""
+                             episode_steps: int | None = None,
+                             contact_k: int | None = None) -> dict[str, Any]:
+    """Error of an exported estimator, per parameter, as a ratio of the RMSE of the constant
+    estimate 0 (normalised space: the training ranges' median), after each episode's last state
+    or, with ``contact_k``, ``contact_k`` steps after the first contact with the puck (episodes
+    without one, or too short, are left out); the headline is the mean ratio over the
+    parameters (below 1: better than the constant)."""
     est = EstimatorRuntime(path)
     policy_path = Path(policy_path) if policy_path else Path(path).with_name(
         Path(path).name.replace("_estimator", "_policy"))
@@ -109,21 +112,30 @@ def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "t
     try:
         for ep in range(episodes):
             est.reset()
-            last: dict[str, np.ndarray] = {}
+            means: list[np.ndarray] = []
 
-            def on_state(obs, prev, _last=last):
+            def on_state(obs, prev, _info, _means=means):
                 try:
-                    _last["mean"], _ = est.step(obs, prev)
+                    mean, _ = est.step(obs, prev)
                 except InputRejected:
-                    pass
+                    mean = _means[-1] if _means else np.zeros(len(names))
+                _means.append(mean)
 
             info, _ = _rollout(env, policy, seed + ep, on_state)
-            finals.append(last.get("mean", np.zeros(len(names))))
+            if contact_k is None:
+                finals.append(means[-1])
+            elif 0 <= info["contact_step"] and info["contact_step"] + contact_k < len(means):
+                finals.append(means[info["contact_step"] + contact_k])
+            else:
+                continue
             truths.append(np.asarray(info["mu"], dtype=np.float64))
         horizon = env.max_episode_steps
     finally:
         env.close()
+    if len(finals) < 2:
+        raise ValueError(f"only {len(finals)} episodes had a contact and {contact_k} steps after")
     err = np.asarray(finals) - np.asarray(truths)
+    episodes = len(finals)
     rmse = np.sqrt(np.mean(err**2, axis=0))
     const = np.sqrt(np.mean(np.asarray(truths) ** 2, axis=0))
     ratio = rmse / np.maximum(const, 1e-9)
@@ -135,7 +147,10 @@ def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "t
         b = np.sqrt(np.mean(err[i] ** 2, 0)) / np.maximum(
             np.sqrt(np.mean(np.asarray(truths)[i] ** 2, 0)), 1e-9)
         boots.append(float(np.mean(b)))
-    return {"kind": "estimator", "metric": "rmse_ratio_to_constant", "value": float(ratio.mean()),
+    metric = ("rmse_ratio_to_constant" if contact_k is None
+              else f"rmse_ratio_to_constant_at_contact_plus_{contact_k}")
+    return {"kind": "estimator", "metric": metric, "value": float(ratio.mean()),
+            "contact_k": contact_k,
             "ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
             "per_parameter": {n: float(r) for n, r in zip(names, ratio, strict=True)},
             "episodes": episodes, "dynamics": dynamics, "reset_seed": seed,
@@ -145,14 +160,16 @@ def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "t
 
 def evaluate_model(path: str | Path, episodes: int, dynamics: str = "train",
                    seed: int = 10_000, episode_steps: int | None = None,
-                   policy_path: str | Path | None = None) -> dict[str, Any]:
+                   policy_path: str | Path | None = None,
+                   contact_k: int | None = None) -> dict[str, Any]:
     """:func:`evaluate_policy_model` or :func:`evaluate_estimator_model` by the model's kind."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     kind = load_metadata(path).kind
     if kind == "policy":
         return evaluate_policy_model(path, episodes, dynamics, seed, episode_steps)
-    return evaluate_estimator_model(path, episodes, dynamics, seed, policy_path, episode_steps)
+    return evaluate_estimator_model(path, episodes, dynamics, seed, policy_path, episode_steps,
+                                    contact_k)
 
 
 def record_evaluation(path: str | Path, evaluation: dict[str, Any]) -> Path:

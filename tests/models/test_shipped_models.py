@@ -30,7 +30,8 @@ def test_a_shipped_model_loads_and_holds_its_headline(path):
     assert ev, f"{path.name}: its sidecar records no evaluation (meta-train evaluate-model)"
     assert ev["kind"] == meta.kind and ev["episodes"] >= 100 and "command" in ev
     n = SMALL[meta.kind]
-    got = evaluate_model(path, n, ev["dynamics"], ev["reset_seed"], ev["episode_steps"])
+    got = evaluate_model(path, n, ev["dynamics"], ev["reset_seed"], ev["episode_steps"],
+                         contact_k=ev.get("contact_k"))
     lo, hi = ev["ci95"]
     if meta.kind == "policy":
         # success may not fall 3 binomial standard deviations (at n tasks) below the recorded

@@ -63,6 +63,12 @@ ARGUMENTS = {
     ),
     "frame_id": ("", "frame of the puck and goal poses; empty: the limits file's", str),
     "urdf_path": ("", "the arm's URDF for the workspace guard; empty: the limits file's", str),
+    "on_ood": (
+        "slow",
+        "what a sustained out-of-distribution flag of the estimator does: continue | slow | hold",
+        str,
+    ),
+    "ood_release": ("episode", "what releases it: episode (next goal) | operator", str),
     "controller_prefix": ("", "command prefix of the controller process, e.g. 'chrt -f 50'", None),
 }
 """Launch arguments: default, description, and the controller parameter each one sets."""
@@ -105,7 +111,13 @@ def generate_launch_description() -> LaunchDescription:
                 name="dynamics_estimator",
                 parameters=[
                     PathJoinSubstitution([config, "estimator.yaml"]),
-                    {"robot": robot, "estimator_path": LaunchConfiguration("estimator_path")},
+                    {
+                        "robot": robot,
+                        "estimator_path": LaunchConfiguration("estimator_path"),
+                        "joint_names": ParameterValue(
+                            LaunchConfiguration("joint_names"), value_type=str
+                        ),
+                    },
                 ],
                 remappings=[joint_states],
             ),

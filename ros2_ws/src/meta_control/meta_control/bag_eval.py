@@ -379,6 +379,37 @@ def _err_stats(err: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     }
 
 
+def _vs_constant(err: np.ndarray, true: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """Per parameter: the estimate's RMSE beside the constant estimate's (0, the centre of the
+    training ranges: their median in each parameter's sampling space) and their ratio."""
+    ok = np.isfinite(err).all(axis=1) & np.isfinite(true).all(axis=1)
+    if not ok.any():
+        return {}
+    rmse = np.sqrt((err[ok] ** 2).mean(axis=0))
+    const = np.sqrt((true[ok] ** 2).mean(axis=0))
+    return {
+        str(n): {"rmse": _f(r), "constant_rmse": _f(c), "ratio": _f(r / c) if c > 0 else None}
+        for n, r, c in zip(names, rmse, const, strict=True)
+    }
+
+
+def _ood_rate(score: np.ndarray, episode: np.ndarray, step_in: np.ndarray,
+              ignore_steps: int) -> dict[str, Any]:
+    """How often the replayed estimator flags the dynamics as out of distribution (score above
+    1 after the first ``ignore_steps`` steps of an episode, as the estimator node does)."""
+    counted = (step_in >= ignore_steps) & np.isfinite(score)
+    flagged = counted & (score > 1.0)
+    episodes = np.unique(episode[counted])
+    flagged_eps = np.unique(episode[flagged])
+    return {
+        "ignore_steps": int(ignore_steps),
+        "ticks": int(counted.sum()),
+        "ticks_flagged": _f(flagged.sum() / counted.sum()) if counted.any() else None,
+        "episodes": int(len(episodes)),
+        "episodes_flagged": _f(len(flagged_eps) / len(episodes)) if len(episodes) else None,
+    }
+
+
 def _joint_state_for_ticks(streams: Streams, tick_t: np.ndarray, use_actions: bool) -> np.ndarray:
     """Index of the joint state each tick was computed from: by the input stamp an action
     carries when present (exact), else the latest joint state logged before the tick."""
@@ -550,6 +581,7 @@ def evaluate(
     estimator: Any | None = None,
     *,
     action_tol: float = 1e-4,
+    ood_ignore_steps: int = 10,
     progress: bool | None = None,
 ) -> tuple[dict[str, Any], Replay]:
     """Replay ``streams`` through ``policy`` (and ``estimator``); return (metrics, per-tick).
@@ -602,6 +634,7 @@ def evaluate(
     n_mu = len(estimator.metadata.mu_names) if estimator is not None else 0
     est_mean = np.full((n_ticks, n_mu), np.nan)
     est_std = np.full((n_ticks, n_mu), np.nan)
+    est_score = np.full(n_ticks, np.nan)
     episode = np.full(n_ticks, -1, dtype=np.int64)
     step_in = np.full(n_ticks, -1, dtype=np.int64)
     skipped = {"ticks_before_inputs": 0, "policy_inputs_rejected": 0, "estimator_rejected": 0}
@@ -635,6 +668,7 @@ def evaluate(
             try:
                 est_obs = est_assembler.fill(q, dq, puck)
                 est_mean[k], est_std[k] = estimator.step(est_obs, prev_action)
+                est_score[k] = estimator.ood_score
             except InputRejected:
                 skipped["estimator_rejected"] += 1
         prev_action = streams.action[k] if use_actions else np.nan_to_num(replayed[k])
@@ -663,6 +697,8 @@ def evaluate(
     results["estimation"] = _estimation(
         streams, est_mean, true_at, step_in, tick_t, mu_names, estimator is not None
     )
+    if estimator is not None:
+        results["estimation"]["ood"] = _ood_rate(est_score, episode, step_in, ood_ignore_steps)
     replay = Replay(
         tick_t,
         episode,
@@ -728,6 +764,7 @@ def _estimation(
             last[-1] = step_in[-1] >= 0
         last &= step_in >= 0
         out["final_step"] = _err_stats(err[last], mu_names)
+        out["final_step_vs_constant"] = _vs_constant(err[last], true_at[last], mu_names)
     if have_estimator and len(streams.est_t):
         k = _latest(tick_t, streams.est_t)
         ok = k >= 0
@@ -806,8 +843,32 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         lines += ["", "| episode step | MAE |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in est["mae_by_episode_step"].items()]
         lines.append("")
+        vs = est.get("final_step_vs_constant") or {}
+        if vs:
+            lines += [
+                "### At each episode's last step, beside the constant estimate (the centre of "
+                "the training ranges)",
+                "",
+                "| mu | RMSE | constant's RMSE | ratio |",
+                "|---|---|---|---|",
+            ]
+            lines += [
+                f"| {k} | {_fmt(v['rmse'])} | {_fmt(v['constant_rmse'])} | {_fmt(v['ratio'])} |"
+                for k, v in vs.items()
+            ]
+            lines.append("")
     elif not est["true_mu_in_bag"]:
         lines += ["No `/true_dynamics` in the bag: estimation error not computed.", ""]
+    ood = est.get("ood")
+    if ood:
+        lines += [
+            "## Out-of-distribution flag (replayed estimator)",
+            "",
+            f"Flagged on {_fmt(ood['ticks_flagged'])} of {ood['ticks']} estimates and in "
+            f"{_fmt(ood['episodes_flagged'])} of {ood['episodes']} episodes (the first "
+            f"{ood['ignore_steps']} steps of each episode not counted).",
+            "",
+        ]
     s = r["outcome"]["summary"]
     lines += [
         "## Task outcome",

@@ -16,6 +16,7 @@ from meta_control.topics import (
     TOPIC_GOAL_POSE,
     TOPIC_JOINT_STATES,
     TOPIC_JOINT_TRAJECTORY,
+    TOPIC_OOD,
     TOPIC_POLICY_ACTION,
     TOPIC_PUCK_POSE,
 )
@@ -63,6 +64,10 @@ class SimArmConfig:
     """Sample dynamics (and Peng's random action timestep) at each reset."""
     dynamics_mode: str = "train"
     """``train`` (training ranges) or ``heldout`` (outside them)."""
+    sample_ranges: str = ""
+    """JSON ``{"parameter": [low, high]}``: sample these parameters from these ranges instead
+    (e.g. one held-out band, the others in range); ``mu`` stays normalised over the training
+    ranges."""
     episode_steps: int = 0
     """Control steps per lock-step episode; 0 uses the robot's default."""
     command_topic: str = TOPIC_COMMANDS
@@ -156,6 +161,23 @@ class ControllerConfig:
     """Restart the commanded motion at rest at the measured positions after each new goal: for
     a simulated arm that jumps to its start pose between episodes, never for a real one
     (lock-step evaluation always does)."""
+    # --- reaction to dynamics outside the training distribution (meta_control.safety) -------
+    on_ood: str = "continue"
+    """What a sustained ``/dynamics_ood`` flag does: ``continue`` (report it in
+    ``/diagnostics`` only), ``slow`` (the velocity limits scaled by ``ood_slow_scale``) or
+    ``hold`` (brake to rest and hold)."""
+    ood_topic: str = TOPIC_OOD
+    """The estimator's ``std_msgs/Bool`` OOD flag, one per estimate."""
+    ood_sustain_periods: int = 3
+    """Consecutive flagged estimates (one per control period) that engage the reaction."""
+    ood_release: str = "episode"
+    """What releases an engaged reaction: ``episode`` (the next goal) or ``operator`` (only
+    the ``~/reset_ood`` service, ``std_srvs/Trigger``)."""
+    ood_slow_scale: float = 0.3
+    """``on_ood: slow``: the fraction of ``velocity_scale`` to move at."""
+    ood_stale_periods: float = 3.0
+    """With a reaction configured, an OOD stream silent for this many control periods (counted
+    from the episode's goal at the earliest) counts as flagged while it stays silent."""
 
 
 @dataclass
@@ -185,6 +207,9 @@ class EstimatorConfig:
     """Steps after a reset during which the OOD flag stays false (the std starts high)."""
     max_input_age_s: float = 0.25
     """A puck pose older than this (relative to the joint state) is not used."""
+    joint_names: str = ""
+    """The robot's names for the model's joints, as the controller's parameter of the same name
+    (:func:`meta_control.limits.parse_joint_map`)."""
 
 
 NODE_CONFIGS: dict[str, type] = {

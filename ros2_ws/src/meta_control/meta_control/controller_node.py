@@ -49,8 +49,11 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.service import Service
+from rclpy.timer import Timer
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension
+from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from meta_control.config import COMMAND_MODES, LOCK_STEP_EPISODE_GAP_S, ControllerConfig
@@ -80,7 +83,7 @@ from meta_control.ros_common import (
     spin_node,
 )
 from meta_control.runtime import InputRejected, ModelError, PolicyRuntime
-from meta_control.safety import Freshness, HoldReason
+from meta_control.safety import Freshness, HoldReason, OodReaction
 from meta_control.topics import (
     STAMP_NANOSEC_LABEL,
     STAMP_SEC_LABEL,
@@ -165,6 +168,12 @@ class ControllerNode(LifecycleNode):
         self.period_s = 1.0 / rate
         try:
             self._configure_command_path()
+            self.ood = OodReaction(self.cfg.on_ood, self.cfg.ood_sustain_periods,
+                                   self.cfg.ood_release,
+                                   self.cfg.ood_stale_periods * self.period_s)
+            if not 0.0 < self.cfg.ood_slow_scale <= 1.0:
+                raise ValueError(f"ood_slow_scale must be in (0, 1], got "
+                                 f"{self.cfg.ood_slow_scale}")
         except (LimitsError, ValueError) as exc:
             self.get_logger().error(f"cannot configure the commands: {exc}")
             self.runtime = None
@@ -228,6 +237,8 @@ class ControllerNode(LifecycleNode):
             ),
             self.create_subscription(PoseStamped, self.cfg.goal_topic, self._on_goal, 10),
             self.create_subscription(Bool, self.cfg.e_stop_topic, self._on_e_stop, 10),
+            self.create_subscription(Bool, self.cfg.ood_topic, self._on_ood, 10),
+            self.create_service(Trigger, "~/reset_ood", self._on_reset_ood),
             self.create_timer(self.cfg.diagnostics_period_s, self._publish_diagnostics),
         ]
         self.get_logger().info(
@@ -315,8 +326,10 @@ class ControllerNode(LifecycleNode):
             self.destroy_timer(self._loop_timer)
             self._loop_timer = None
         for entity in self._entities:
-            if hasattr(entity, "timer_period_ns"):
+            if isinstance(entity, Timer):
                 self.destroy_timer(entity)
+            elif isinstance(entity, Service):
+                self.destroy_service(entity)
             else:
                 self.destroy_subscription(entity)
         self._entities = []
@@ -427,6 +440,7 @@ class ControllerNode(LifecycleNode):
             self._reanchor_after = self._valid_count
         self._reset_recurrent()
         self._last_processed_stamp = None
+        self.ood.new_episode(self._now_s())
         if self.cfg.lock_step:
             self._maybe_tick_on_input()  # the episode's first state may have come before it
 
@@ -435,6 +449,19 @@ class ControllerNode(LifecycleNode):
         self._e_stop = bool(msg.data)
         if self._e_stop and not was and self._active:
             self._tick()
+
+    def _on_ood(self, msg: Bool) -> None:
+        self.ood.on_flag(bool(msg.data), self._now_s())
+
+    def _on_reset_ood(self, request: Trigger.Request,
+                      response: Trigger.Response) -> Trigger.Response:
+        """``~/reset_ood``: an operator releases an engaged OOD reaction."""
+        was = self.ood.latched
+        self.ood.operator_reset()
+        response.success = True
+        response.message = "released" if was else "no OOD reaction was engaged"
+        self.get_logger().info(f"OOD reset by operator: {response.message}")
+        return response
 
     def _maybe_tick_on_input(self) -> None:
         if not self._active:
@@ -506,13 +533,27 @@ class ControllerNode(LifecycleNode):
         if frame and frame != ANY_FRAME and self._goal_frame != frame:
             self._hold_detail = f"goal pose frame {self._goal_frame!r} is not {frame!r}"
             return HoldReason.FRAME_MISMATCH
+        if self.ood.mode == "hold" and self.ood.active(now):
+            return HoldReason.DYNAMICS_OOD
         return HoldReason.OK
+
+    def _apply_ood_slowdown(self) -> None:
+        """``on_ood: slow``: the velocity limits at ``ood_slow_scale`` of ``velocity_scale``
+        while the reaction is engaged (the limiter slows within its acceleration limits)."""
+        if self.ood.mode != "slow":
+            return
+        scale = self.cfg.velocity_scale
+        if self.ood.active(self._now_s()):
+            scale *= self.cfg.ood_slow_scale
+        if self.limiter.velocity_scale != scale:
+            self.limiter.set_velocity_scale(scale)
 
     def _tick(self) -> None:
         t0 = time.perf_counter()
         self.ticks += 1
         runtime = self.runtime
         reason = self._check()
+        self._apply_ood_slowdown()
         action = None
         if reason is HoldReason.OK and runtime is not None:
             # In place, in the metadata's term order (the assembler's preallocated buffer).
@@ -641,6 +682,12 @@ class ControllerNode(LifecycleNode):
             "rate_limited_ticks": str(limiter.limited_ticks),
             **{k: str(v) for k, v in limiter.counters().items() if k != "limited_ticks"},
             "velocity_scale": f"{limiter.velocity_scale:g}",
+            "on_ood": self.cfg.on_ood,
+            "ood_engaged": str(self.ood.latched),
+            "ood_reaction_active": str(self.ood.active(self._now_s())),
+            "ood_stream_stale": str(self.ood.stale(self._now_s())),
+            "ood_consecutive": str(self.ood.consecutive),
+            "ood_engagements": str(self.ood.engagements),
             "acceleration_scale": f"{limiter.acceleration_scale:g}",
             "limits_file": str(self.limits_path),
             "limits_margin": f"{self.limits_margin:g}",

@@ -66,6 +66,12 @@ class DemoConfig:
     """Record the demo's topics to this rosbag2 directory (recorder_node; empty: no bag)."""
     record_storage: str = "mcap"
     """Bag storage: ``mcap`` or ``sqlite3``."""
+    sample_ranges: str = ""
+    """JSON ``{"parameter": [low, high]}`` the simulated arm samples those parameters from,
+    e.g. a held-out band: ``'{"puck_friction": [0.027, 0.1]}'``."""
+    on_ood: str = "continue"
+    """The controller's reaction to a sustained out-of-distribution flag: continue, slow,
+    hold."""
 
 
 @dataclass
@@ -84,6 +90,7 @@ class EpisodeResult:
     estimates: int
     true_mu: list[float] = field(default_factory=list)
     estimate: list[float] = field(default_factory=list)
+    mu_names: list[str] = field(default_factory=list)
 
 
 def ros_env(domain_id: int) -> dict[str, str]:
@@ -166,6 +173,7 @@ class _Driver:
         results_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.results: list[list[float]] = []
         self.true_mu: list[float] | None = None
+        self.mu_names: list[str] = []
         self.estimates: list[list[float]] = []
         self.ood: list[bool] = []
         self.diag: dict[str, str] = {}
@@ -189,6 +197,8 @@ class _Driver:
 
     def _on_estimate(self, msg) -> None:
         self.estimates.append(list(msg.data))
+        if msg.layout.dim and not self.mu_names:
+            self.mu_names = msg.layout.dim[0].label.split(",")
 
     def _on_diag(self, msg) -> None:
         for status in msg.status:
@@ -259,19 +269,35 @@ class _Driver:
             estimates=len(self.estimates),
             true_mu=true_mu.tolist(),
             estimate=est.tolist(),
+            mu_names=list(self.mu_names),
         )
 
 
 def summarise(episodes: list[EpisodeResult], rtt: dict, diag: dict) -> dict:
     """Aggregate numbers printed by the demo."""
     errs = [e.mu_abs_error for e in episodes if np.isfinite(e.mu_abs_error)]
+    pairs = [(e.estimate, e.true_mu) for e in episodes if e.estimate]
+    per: dict[str, dict[str, float]] = {}
+    if pairs:
+        est, true = (np.asarray(x, dtype=np.float64) for x in zip(*pairs, strict=True))
+        rmse = np.sqrt(((est - true) ** 2).mean(axis=0))
+        const = np.sqrt((true**2).mean(axis=0))  # the constant estimate 0: the ranges' centre
+        names = episodes[0].mu_names or [str(i) for i in range(len(rmse))]
+        per = {n: {"rmse": float(r), "constant_rmse": float(c)}
+               for n, r, c in zip(names, rmse, const, strict=True)}
+    flagged = [e.ood_fraction > 0 for e in episodes if np.isfinite(e.ood_fraction)]
     return {
         "episodes": len(episodes),
         "success_rate_0.05": float(np.mean([e.success_005 for e in episodes])),
         "success_rate_0.07": float(np.mean([e.success_007 for e in episodes])),
         "final_distance_m_mean": float(np.mean([e.final_distance_m for e in episodes])),
         "mu_abs_error_mean": float(np.mean(errs)) if errs else float("nan"),
+        "mu_abs_error_constant_mean": float(np.mean([np.mean(np.abs(e.true_mu))
+                                                     for e in episodes if e.estimate]))
+        if pairs else float("nan"),
+        "mu_error_per_parameter": per,
         "ood_fraction_mean": float(np.nanmean([e.ood_fraction for e in episodes])),
+        "ood_episodes_flagged": float(np.mean(flagged)) if flagged else float("nan"),
         **rtt,
         "controller_compute_p50_us": float(diag.get("compute_p50_us", "nan")),
         "controller_compute_p99_us": float(diag.get("compute_p99_us", "nan")),
@@ -294,7 +320,15 @@ def print_table(cfg: DemoConfig, episodes: list[EpisodeResult], summary: dict) -
         ("success rate (< 0.05 m)", f"{summary['success_rate_0.05']:.1%}"),
         ("success rate (< 0.07 m)", f"{summary['success_rate_0.07']:.1%}"),
         ("mean final distance", f"{summary['final_distance_m_mean']:.4f} m"),
-        ("mu estimation |error| (normalised)", f"{summary['mu_abs_error_mean']:.3f}"),
+        (
+            "mu estimation |error| (normalised)",
+            f"{summary['mu_abs_error_mean']:.3f} (constant estimate: "
+            f"{summary['mu_abs_error_constant_mean']:.3f})",
+        ),
+        (
+            "OOD flag: estimates / episodes",
+            f"{summary['ood_fraction_mean']:.1%} / {summary['ood_episodes_flagged']:.1%}",
+        ),
         (
             "round trip p50 / p99 / max",
             "{:.2f} / {:.2f} / {:.2f} ms".format(
@@ -317,6 +351,15 @@ def print_table(cfg: DemoConfig, episodes: list[EpisodeResult], summary: dict) -
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+    per = summary.get("mu_error_per_parameter") or {}
+    if per:
+        print()
+        print("  estimate after the last state, RMSE (normalised) beside the constant estimate")
+        w = max(len(n) for n in per)
+        print(f"  {'parameter':<{w}}  {'estimate':>8}  {'constant':>8}  {'ratio':>6}")
+        for name, r in per.items():
+            ratio = r["rmse"] / r["constant_rmse"] if r["constant_rmse"] > 0 else float("nan")
+            print(f"  {name:<{w}}  {r['rmse']:>8.3f}  {r['constant_rmse']:>8.3f}  {ratio:>6.2f}")
 
 
 def run(cfg: DemoConfig) -> dict:
@@ -339,14 +382,18 @@ def run(cfg: DemoConfig) -> dict:
         _start(
             "sim_arm_node",
             "sim_arm.yaml",
-            {"robot": cfg.robot, "seed": cfg.seed, "lock_step": True},
+            {"robot": cfg.robot, "seed": cfg.seed, "lock_step": True,
+             # a YAML string: the JSON text as it is, not parsed as a mapping
+             **({"sample_ranges": "'" + cfg.sample_ranges.replace("'", "''") + "'"}
+                if cfg.sample_ranges else {})},
             env,
             cfg.log_dir,
         ),
         _start(
             "controller_node",
             "controller.yaml",
-            {**common, "policy_path": policy, "lock_step": True, "trigger": "state"},
+            {**common, "policy_path": policy, "lock_step": True, "trigger": "state",
+             "on_ood": cfg.on_ood},
             env,
             cfg.log_dir,
         ),

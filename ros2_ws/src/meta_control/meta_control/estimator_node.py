@@ -7,9 +7,13 @@ controller computed from the previous state (actions carry their input's stamp);
 next episode waits for its goal, and states that arrive before their episode's goal are kept
 for it (:data:`~meta_control.config.LOCK_STEP_EPISODE_GAP_S`). The node publishes the
 normalised estimate of ``mu`` on ``/dynamics_estimate`` and its standard deviation on
-``/dynamics_estimate_std`` (both labelled with the comma-joined ``mu_names``) and an
-out-of-distribution flag on ``/dynamics_ood``. A new goal resets the recurrent state; refused
-inputs are skipped (nothing is published for them) and counted.
+``/dynamics_estimate_std`` (both labelled with the comma-joined ``mu_names``), the estimate in
+physical units on ``/dynamics_estimate_physical`` with its one-standard-deviation interval on
+``/dynamics_estimate_physical_low`` and ``_high`` (labelled ``name [units]``), the OOD score
+on ``/dynamics_ood_score`` and the out-of-distribution flag (score above 1, after
+``ood_ignore_steps``) on ``/dynamics_ood``. A new goal resets the recurrent state; refused
+inputs are skipped (nothing is published for them) and counted. ``joint_names`` maps the
+model's joints to the robot's names, as the controller's parameter does.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool, Float64, Float64MultiArray
 
 from meta_control.config import LOCK_STEP_EPISODE_GAP_S, EstimatorConfig
+from meta_control.limits import parse_joint_map
 from meta_control.observation import (
     JointMapper,
     ObservationAssembler,
@@ -33,8 +38,12 @@ from meta_control.ros_common import declare_config, labelled_array, spin_node
 from meta_control.runtime import EstimatorRuntime, InputRejected, ModelError
 from meta_control.topics import (
     TOPIC_ESTIMATE,
+    TOPIC_ESTIMATE_PHYSICAL,
+    TOPIC_ESTIMATE_PHYSICAL_HIGH,
+    TOPIC_ESTIMATE_PHYSICAL_LOW,
     TOPIC_ESTIMATE_STD,
     TOPIC_OOD,
+    TOPIC_OOD_SCORE,
     action_input_stamp_ns,
     stamp_ns,
 )
@@ -63,7 +72,10 @@ class EstimatorNode(Node):
         except ObsTermError as exc:
             raise ModelError(f"{path}: {exc}") from exc
         self.mu_names = list(meta.mu_names)
-        self.mapper = JointMapper(meta.joint_names)
+        units = meta.mu_units or [""] * len(self.mu_names)
+        self.physical_labels = [f"{n} [{u}]" if u else n
+                                for n, u in zip(self.mu_names, units, strict=True)]
+        self.mapper = JointMapper(parse_joint_map(self.cfg.joint_names, meta.joint_names))
         self._zero_action = np.zeros(meta.act_dim)
         self._latest_action = self._zero_action
         self._puck: np.ndarray | None = None
@@ -82,6 +94,12 @@ class EstimatorNode(Node):
         self._pub_mean = self.create_publisher(Float64MultiArray, TOPIC_ESTIMATE, qos)
         self._pub_std = self.create_publisher(Float64MultiArray, TOPIC_ESTIMATE_STD, qos)
         self._pub_ood = self.create_publisher(Bool, TOPIC_OOD, qos)
+        self._pub_score = self.create_publisher(Float64, TOPIC_OOD_SCORE, qos)
+        self._pub_phys = self.create_publisher(Float64MultiArray, TOPIC_ESTIMATE_PHYSICAL, qos)
+        self._pub_low = self.create_publisher(Float64MultiArray, TOPIC_ESTIMATE_PHYSICAL_LOW, qos)
+        self._pub_high = self.create_publisher(
+            Float64MultiArray, TOPIC_ESTIMATE_PHYSICAL_HIGH, qos
+        )
         # Lock-step evaluation must see every state and action even when this process falls
         # behind: reliable and deep. Free-running: the latest sample is what matters.
         inputs = QoSProfile(depth=200) if self.cfg.lock_step else qos_profile_sensor_data
@@ -190,10 +208,16 @@ class EstimatorNode(Node):
             self.steps_since_reset += 1
             return
         self.steps_since_reset += 1
-        ood = self.steps_since_reset > self.cfg.ood_ignore_steps and self.runtime.ood(mean, std)
+        score = self.runtime.ood_score if self.steps_since_reset > self.cfg.ood_ignore_steps \
+            else 0.0
+        to_phys = self.runtime.to_physical
         self._pub_mean.publish(labelled_array(self.mu_names, mean))
         self._pub_std.publish(labelled_array(self.mu_names, std))
-        self._pub_ood.publish(Bool(data=bool(ood)))
+        self._pub_phys.publish(labelled_array(self.physical_labels, to_phys(mean)))
+        self._pub_low.publish(labelled_array(self.physical_labels, to_phys(mean - std)))
+        self._pub_high.publish(labelled_array(self.physical_labels, to_phys(mean + std)))
+        self._pub_score.publish(Float64(data=float(score)))
+        self._pub_ood.publish(Bool(data=bool(score > 1.0)))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -49,7 +49,14 @@ METADATA_KEY = "meta_control.metadata"
 OPSET_ALLOWED = range(13, 21)
 """Default-domain opsets the runtime accepts (13..20)."""
 
-OPTIONAL_FIELDS = ("evaluation",)
+OPTIONAL_FIELDS = (
+    "evaluation",
+    "mu_laws",
+    "mu_units",
+    "io_version",
+    "ood_error_threshold",
+    "ood_error_window",
+)
 """Metadata fields a sidecar or an embedded copy may leave out (their default applies)."""
 
 _RANGE_ABS_SLACK = 1e-6
@@ -150,6 +157,21 @@ class ModelMetadata:
     """Estimator OOD rule: normalised ``|mu_mean|`` above ``1 + ood_mu_margin`` is OOD."""
     ood_std_threshold: float = 0.5
     """Estimator OOD rule: predicted normalised ``mu`` std above this is OOD."""
+    mu_laws: list[str] = field(default_factory=list)
+    """Sampling law of each ``mu`` (``uniform`` or ``log_uniform``): normalised values are
+    linear in the physical value, or in its logarithm. Empty (models exported before the field):
+    linear for all."""
+    mu_units: list[str] = field(default_factory=list)
+    """Physical units of each ``mu`` (empty: unknown)."""
+    io_version: int = 1
+    """Estimators' graph interface: 1 = ``obs, prev_action, h, c -> mu_mean, mu_logvar, h, c``;
+    2 = also ``prev_obs`` in (which the runtime keeps between steps) and ``obs_error`` out, how
+    far the observed change is from the graph's forward model, in standard deviations."""
+    ood_error_threshold: float = 0.0
+    """Estimator OOD rule (io_version 2): the forward model's mean squared error over the last
+    ``ood_error_window`` steps above this is OOD; 0 leaves the term out."""
+    ood_error_window: int = 10
+    """Steps the forward model's error is averaged over."""
     evaluation: dict[str, Any] = field(default_factory=dict)
     """The model's headline measurement (metric, value, interval, episodes, reset seeds, the
     command that measured it); sidecar only, like ``onnx_sha256``, and optional: provenance,
@@ -253,6 +275,33 @@ class ModelMetadata:
             raise ModelError("training_config must be a dict")
         if not isinstance(self.evaluation, dict):
             raise ModelError("evaluation must be a dict")
+        if self.mu_laws and (
+            len(self.mu_laws) != len(self.mu_names)
+            or not set(self.mu_laws) <= {"uniform", "log_uniform"}
+        ):
+            raise ModelError("mu_laws must give 'uniform' or 'log_uniform' for every mu")
+        if "log_uniform" in self.mu_laws and any(
+            low <= 0
+            for low, law in zip(self.mu_train_low, self.mu_laws, strict=True)
+            if law == "log_uniform"
+        ):
+            raise ModelError("a log_uniform mu needs a positive training range")
+        if self.mu_units and len(self.mu_units) != len(self.mu_names):
+            raise ModelError("mu_units must give the units of every mu")
+        if self.io_version not in (1, 2) or (self.io_version == 2 and self.kind != "estimator"):
+            raise ModelError(
+                f"io_version must be 1, or 2 for an estimator, got {self.io_version!r}"
+            )
+        if not (
+            isinstance(self.ood_error_threshold, (int, float))
+            and math.isfinite(self.ood_error_threshold)
+            and self.ood_error_threshold >= 0
+        ):
+            raise ModelError("ood_error_threshold must be a finite number >= 0")
+        if not isinstance(self.ood_error_window, int) or self.ood_error_window < 1:
+            raise ModelError("ood_error_window must be an int >= 1")
+        if self.ood_error_threshold > 0 and self.io_version != 2:
+            raise ModelError("ood_error_threshold needs io_version 2 (the obs_error output)")
         for name in ("ood_mu_margin", "ood_std_threshold"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -319,9 +368,14 @@ def expected_io(meta: ModelMetadata) -> tuple[dict[str, list[int]], dict[str, li
         if not meta.recurrent:
             raise ModelError("estimators must be recurrent")
         mu = [1, len(meta.mu_names)]
-        inputs = {"obs": [1, meta.obs_dim], "prev_action": [1, meta.act_dim]}
+        inputs = {"obs": [1, meta.obs_dim]}
+        if meta.io_version == 2:
+            inputs["prev_obs"] = [1, meta.obs_dim]
+        inputs["prev_action"] = [1, meta.act_dim]
         inputs.update(h_in=state, c_in=state)
         outputs = {"mu_mean": mu, "mu_logvar": mu, "h_out": state, "c_out": state}
+        if meta.io_version == 2:
+            outputs["obs_error"] = [1, meta.obs_dim]
     return inputs, outputs
 
 
@@ -592,22 +646,43 @@ class PolicyRuntime(_RecurrentSession):
             self._feed["prev_action"] = action
         return action[0].astype(np.float64)
 
+    def observe_action(self, action: Any) -> None:
+        """Record the action actually executed after the last :meth:`step`, when something
+        changed it (exploration noise, a limiter): the next step's previous action.
+
+        Raises:
+            InputRejected: ``action`` is not ``act_dim`` finite values.
+        """
+        arr = np.asarray(action, dtype=np.float64)
+        if arr.shape != (self.metadata.act_dim,):
+            raise InputRejected(
+                "wrong_length", f"action has shape {arr.shape}", field="prev_action"
+            )
+        if not np.isfinite(arr).all():
+            raise InputRejected("non_finite", "action is not finite", field="prev_action")
+        if self._recurrent:
+            self._feed["prev_action"] = arr[None].astype(np.float32)
+
 
 class EstimatorRuntime(_RecurrentSession):
     """Runs an exported :class:`DynamicsEstimator` and flags out-of-distribution dynamics.
 
     :meth:`step` returns the mean and standard deviation of the *normalised* dynamics vector
-    (``-1``/``+1`` = ``mu_train_low``/``mu_train_high``); :meth:`to_physical` maps a mean back to
-    physical units.
+    (``-1``/``+1`` = ``mu_train_low``/``mu_train_high``, in each parameter's sampling space);
+    :meth:`to_physical` maps a mean back to physical units.
 
-    OOD rule: with ``m = ood_mu_margin`` and ``s = ood_std_threshold`` from the metadata,
+    OOD rule: with ``m = ood_mu_margin``, ``s = ood_std_threshold`` and ``e =
+    ood_error_threshold`` from the metadata,
 
-        ood_score = max_i max((|mean_i| - 1) / m, std_i / s)
+        ood_score = max(max_i (|mean_i| - 1) / m, max_i std_i / s, err / e)
 
-    and the estimate is OOD when ``ood_score > 1``, i.e. when any parameter is estimated more than
-    ``m`` beyond its training range or its predicted std exceeds ``s`` (the estimator does not
-    recognise the dynamics). The predicted std is high right after :meth:`reset` too, so callers
-    should ignore the flag for the first few steps of an episode.
+    where ``err`` is the mean over the last ``ood_error_window`` steps of the squared
+    ``obs_error`` (io_version 2: how far each observed change of the observation is from the
+    graph's forward model, trained on the training dynamics, in standard deviations; the term is
+    left out when ``e`` is 0). The estimate is OOD when ``ood_score > 1``: a parameter estimated
+    beyond its training range, an estimator unsure of the dynamics, or transitions that no
+    training dynamics explain. Right after :meth:`reset` the std is high and the window short,
+    so callers should ignore the flag for the first few steps of an episode.
 
     Args:
         model_path: Path to the ``.onnx`` file; its ``.json`` sidecar must sit next to it.
@@ -630,12 +705,21 @@ class EstimatorRuntime(_RecurrentSession):
         )
         self._mu_low = np.asarray(meta.mu_train_low, dtype=np.float64)
         self._mu_high = np.asarray(meta.mu_train_high, dtype=np.float64)
-        self._ood_score = 0.0
+        self._log = np.array([law == "log_uniform" for law in meta.mu_laws], dtype=bool)
+        if not len(self._log):
+            self._log = np.zeros(len(meta.mu_names), dtype=bool)
+        self._errors = np.zeros(meta.ood_error_window)
+        self.obs_error = np.zeros(meta.obs_dim)
+        self.reset()
 
     def reset(self) -> None:
-        """Zero the recurrent state and the OOD score."""
+        """Zero the recurrent state, the forward model's error window and the OOD score."""
         self._zero_state()
         self._ood_score = 0.0
+        self._fresh = True  # the next step is an episode's first: its own previous observation
+        self._errors.fill(0.0)
+        self._n_errors = 0
+        self.obs_error = np.zeros(self.metadata.obs_dim)
 
     def validate(self, obs: Any, prev_action: Any) -> None:
         """Raise :class:`InputRejected` if the inputs would be refused by :meth:`step`."""
@@ -644,28 +728,55 @@ class EstimatorRuntime(_RecurrentSession):
 
     def step(self, obs: Any, prev_action: Any) -> tuple[np.ndarray, np.ndarray]:
         """Validate, run one step, advance the state; return ``(mu_mean, mu_std)`` (float64).
+        With io_version 2, :attr:`obs_error` holds the step's forward-model error.
 
         Raises:
             InputRejected: the inputs were refused; no state changed.
         """
         obs_arr = self._check_obs(obs)
         act_arr = self._check_action(prev_action)
+        v2 = self.metadata.io_version == 2
+        if v2:
+            # the last observation stepped (or this one, at an episode's start)
+            self._feed["prev_obs"][0] = obs_arr if self._fresh else self._feed["obs"][0]
         self._feed["obs"][0] = obs_arr
         self._feed["prev_action"][0] = act_arr
-        mean32, logvar32, h, c = self._run()
+        outputs = self._run()
+        mean32, logvar32, h, c = outputs[:4]
         mean = mean32[0].astype(np.float64)
         std = np.exp(0.5 * logvar32[0].astype(np.float64))
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+        error = outputs[4][0].astype(np.float64) if v2 else None
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()) or (
+            error is not None and not np.isfinite(error).all()
+        ):
             raise ModelError("the estimator produced non-finite output; state not advanced")
         self._commit_state(h, c)
+        if error is not None:
+            # an episode's first step has no prediction to compare with
+            self.obs_error = np.zeros_like(error) if self._fresh else error
+            if not self._fresh:
+                self._errors[self._n_errors % len(self._errors)] = float(np.mean(error**2))
+                self._n_errors += 1
+        self._fresh = False
         self._ood_score = self.score(mean, std)
         return mean, std
 
+    @property
+    def error_window_mean(self) -> float:
+        """Mean squared forward-model error over the last ``ood_error_window`` steps (0 before
+        any)."""
+        n = min(self._n_errors, len(self._errors))
+        return float(self._errors[:n].mean()) if n else 0.0
+
     def score(self, mean: np.ndarray, std: np.ndarray) -> float:
-        """OOD score of one estimate (see the class docstring); > 1 means OOD."""
+        """OOD score of an estimate with the current error window (see the class docstring);
+        > 1 means OOD."""
         meta = self.metadata
         over = (np.abs(mean) - 1.0) / meta.ood_mu_margin
-        return float(max(over.max(), (std / meta.ood_std_threshold).max()))
+        score = float(max(over.max(), (std / meta.ood_std_threshold).max()))
+        if meta.ood_error_threshold > 0:
+            score = max(score, self.error_window_mean / meta.ood_error_threshold)
+        return score
 
     def ood(self, mean: np.ndarray, std: np.ndarray) -> bool:
         """True when the estimate ``(mean, std)`` is out of distribution (score > 1)."""
@@ -677,6 +788,13 @@ class EstimatorRuntime(_RecurrentSession):
         return self._ood_score
 
     def to_physical(self, mu_norm: np.ndarray) -> np.ndarray:
-        """Map normalised ``mu`` (-1..1 over the training range) to physical units."""
+        """Map normalised ``mu`` (-1..1 over the training range) to physical units (through
+        the logarithm for log-uniform parameters, ``mu_laws``)."""
         mu_norm = np.asarray(mu_norm, dtype=np.float64)
-        return self._mu_low + (mu_norm + 1.0) * 0.5 * (self._mu_high - self._mu_low)
+        frac = (mu_norm + 1.0) * 0.5
+        linear = self._mu_low + frac * (self._mu_high - self._mu_low)
+        if not self._log.any():
+            return linear
+        lo = np.log(np.where(self._log, self._mu_low, 1.0))
+        hi = np.log(np.where(self._log, self._mu_high, 1.0))
+        return np.where(self._log, np.exp(lo + frac * (hi - lo)), linear)

@@ -29,6 +29,9 @@ class HoldReason(str, enum.Enum):
     """The puck or goal pose is not in the configured frame."""
     WORKSPACE = "workspace"
     """The command would take the end effector out of the workspace (or below the table)."""
+    DYNAMICS_OOD = "dynamics_ood"
+    """The estimator's out-of-distribution flag was sustained (``on_ood: hold``), or its
+    stream went stale."""
 
 
 def stamp_age_s(now_s: float, stamp_s: float) -> float:
@@ -79,3 +82,72 @@ class Freshness:
     def stale(self, now_s: float, now_steady_s: float) -> bool:
         """True when the input is missing or older than ``max_age_s``."""
         return self.age_s(now_s, now_steady_s) > self.max_age_s
+
+
+OOD_MODES = ("continue", "slow", "hold")
+OOD_RELEASES = ("episode", "operator")
+
+
+class OodReaction:
+    """What the controller does when the dynamics estimator says the arm is outside the
+    dynamics it was trained for (``/dynamics_ood``).
+
+    ``sustain`` consecutive flagged estimates engage the reaction, which then stays latched
+    until it is released: by the next episode (a new goal, ``release="episode"``) or only by an
+    operator (``release="operator"``, :meth:`operator_reset`). Once a reaction is configured
+    (``mode`` is not ``continue``), a missing or stale OOD stream counts as flagged while it
+    lasts: no estimate older than ``stale_s`` since the later of the last estimate and the start
+    of the episode (the estimator resets at each goal and is given that long to report).
+
+    Args:
+        mode: ``continue`` (report only), ``slow`` (scale the velocity limit) or ``hold``.
+        sustain: consecutive flagged estimates that engage the reaction (>= 1).
+        release: ``episode`` or ``operator``.
+        stale_s: age after which the OOD stream counts as flagged (> 0).
+    """
+
+    def __init__(self, mode: str = "continue", sustain: int = 3, release: str = "episode",
+                 stale_s: float = 0.12) -> None:
+        if mode not in OOD_MODES:
+            raise ValueError(f"on_ood must be one of {OOD_MODES}, got {mode!r}")
+        if release not in OOD_RELEASES:
+            raise ValueError(f"ood_release must be one of {OOD_RELEASES}, got {release!r}")
+        if sustain < 1 or not stale_s > 0.0:
+            raise ValueError("ood_sustain_periods must be >= 1 and the stale age > 0")
+        self.mode, self.sustain, self.release, self.stale_s = mode, sustain, release, stale_s
+        self.consecutive = 0
+        self.latched = False
+        self.engagements = 0
+        self._last_s: float | None = None
+        self._episode_s: float | None = None
+
+    def on_flag(self, flagged: bool, now_s: float) -> None:
+        """One estimate's flag, received at ``now_s``."""
+        self._last_s = now_s
+        self.consecutive = self.consecutive + 1 if flagged else 0
+        if self.consecutive >= self.sustain and not self.latched:
+            self.latched = True
+            self.engagements += 1
+
+    def stale(self, now_s: float) -> bool:
+        """No estimate for longer than ``stale_s`` (since the episode started, at the least)."""
+        ref = max((t for t in (self._last_s, self._episode_s) if t is not None), default=None)
+        return ref is None or now_s - ref > self.stale_s
+
+    def active(self, now_s: float) -> bool:
+        """Whether the configured reaction applies now (always False for ``continue``)."""
+        if self.mode == "continue":
+            return False
+        return self.latched or self.stale(now_s)
+
+    def new_episode(self, now_s: float) -> None:
+        """A new goal: the estimator starts afresh; an ``episode`` release unlatches."""
+        self._episode_s = now_s
+        self.consecutive = 0
+        if self.release == "episode":
+            self.latched = False
+
+    def operator_reset(self) -> None:
+        """An operator's reset: unlatch (the count of flagged estimates starts again)."""
+        self.latched = False
+        self.consecutive = 0

@@ -60,8 +60,13 @@ class SimArmNode(Node):
         """Build the env, publishers, subscriptions, the reset service and the timer."""
         super().__init__(NODE_NAME, **kwargs)
         self.cfg = declare_config(self, SimArmConfig)
+        try:
+            ranges = json.loads(self.cfg.sample_ranges) if self.cfg.sample_ranges else None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"sample_ranges is not JSON: {exc}") from None
         self.env = PushEnv(
-            self.cfg.robot, randomize=self.cfg.randomize, dynamics_mode=self.cfg.dynamics_mode
+            self.cfg.robot, randomize=self.cfg.randomize, dynamics_mode=self.cfg.dynamics_mode,
+            sample_ranges=ranges,
         )
         self.joint_names = list(self.env.joint_names)
         self.n = self.env.n_joints

@@ -19,7 +19,15 @@ TOPIC_POLICY_ACTION = "/meta_controller/policy_action"
 TOPIC_TRUE_DYNAMICS = "/true_dynamics"
 TOPIC_ESTIMATE = "/dynamics_estimate"
 TOPIC_ESTIMATE_STD = "/dynamics_estimate_std"
+TOPIC_ESTIMATE_PHYSICAL = "/dynamics_estimate_physical"
+"""The estimate in physical units, labelled ``name [units]``."""
+TOPIC_ESTIMATE_PHYSICAL_LOW = "/dynamics_estimate_physical_low"
+TOPIC_ESTIMATE_PHYSICAL_HIGH = "/dynamics_estimate_physical_high"
+"""The estimate's one-standard-deviation interval in physical units (the normalised mean minus
+and plus its std, mapped back; asymmetric for log-uniform parameters)."""
 TOPIC_OOD = "/dynamics_ood"
+TOPIC_OOD_SCORE = "/dynamics_ood_score"
+"""``std_msgs/Float64``: the estimator's OOD score (``EstimatorRuntime``; above 1 is OOD)."""
 TOPIC_E_STOP = "/e_stop"
 TOPIC_CLOCK = "/clock"
 TOPIC_DIAGNOSTICS = "/diagnostics"
@@ -42,7 +50,11 @@ CONTRACT_TOPICS: dict[str, str] = {
     TOPIC_TRUE_DYNAMICS: "std_msgs/msg/Float64MultiArray",
     TOPIC_ESTIMATE: "std_msgs/msg/Float64MultiArray",
     TOPIC_ESTIMATE_STD: "std_msgs/msg/Float64MultiArray",
+    TOPIC_ESTIMATE_PHYSICAL: "std_msgs/msg/Float64MultiArray",
+    TOPIC_ESTIMATE_PHYSICAL_LOW: "std_msgs/msg/Float64MultiArray",
+    TOPIC_ESTIMATE_PHYSICAL_HIGH: "std_msgs/msg/Float64MultiArray",
     TOPIC_OOD: "std_msgs/msg/Bool",
+    TOPIC_OOD_SCORE: "std_msgs/msg/Float64",
     TOPIC_E_STOP: "std_msgs/msg/Bool",
     TOPIC_CLOCK: "rosgraph_msgs/msg/Clock",
     TOPIC_DIAGNOSTICS: "diagnostic_msgs/msg/DiagnosticArray",
