@@ -578,20 +578,10 @@ class DynamicsEstimator(nn.Module):
         return mean, logvar, state
 
 
-def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor,
-                 beta: float = 0.0) -> torch.Tensor:
+def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean Gaussian negative log-likelihood (without the constant ``0.5 log 2 pi``).
 
     ``0.5 * (logvar + (target - mean)^2 / exp(logvar))`` averaged over all elements; minimising
     it makes ``exp(logvar)`` an estimate of the squared error, i.e. a calibrated variance.
-
-    ``beta > 0`` weighs each element by its predicted variance to the power ``beta``, held
-    constant (beta-NLL, Seitzer et al. 2022): plain NLL scales the mean's gradient by the inverse
-    variance, so the outputs the network is least sure of learn slowest and can stall at the
-    prior; ``beta = 1`` gives the mean the gradient of the squared error while the variance is
-    still fitted.
     """
-    nll = 0.5 * (logvar + (target - mean).square() * torch.exp(-logvar))
-    if beta:
-        nll = nll * torch.exp(beta * logvar.detach())
-    return nll.mean()
+    return 0.5 * (logvar + (target - mean).square() * torch.exp(-logvar)).mean()

@@ -16,7 +16,6 @@ from meta_train.estimator.config import EstimatorConfig
 from meta_train.estimator.report import auroc, identification
 from meta_train.estimator.train import ood_score, train_estimator, window_mean
 
-
 SHIPPED_POLICY = Path(__file__).resolve().parents[3] / "models" / "pusher_policy.onnx"
 
 
