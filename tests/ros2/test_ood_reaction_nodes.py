@@ -74,14 +74,26 @@ def _step(arm, flag: bool | None) -> bool:
 
 
 def _new_episode(arm) -> None:
-    """A goal, then states with a clear OOD flag until the policy runs (discovery settles)."""
+    """A goal, then states with a clear OOD flag until the policy runs.
+
+    Discovery is asymmetric: until the controller has matched the test's publishers a state
+    may bring no command back at all, so this loop waits on the policy's action rather than
+    on an exchange.
+    """
+    from std_msgs.msg import Bool
+
     deadline = time.monotonic() + 20
-    arm.send_goal()
-    arm.spin(0.05)
-    while not _step(arm, False):
-        assert time.monotonic() < deadline
+    while True:
         arm.send_goal()
         arm.spin(0.05)
+        n_act = len(arm.actions)
+        arm.ood.publish(Bool(data=False))
+        arm.spin(0.005)
+        arm.send_state()
+        if arm.spin_until(lambda n=n_act: len(arm.actions) > n, 0.2):
+            break
+        assert time.monotonic() < deadline, "the policy never ran on a fresh goal"
+    arm.spin(0.05)
 
 
 def test_a_silent_ood_stream_holds_and_a_sustained_flag_latches_until_the_next_goal(
