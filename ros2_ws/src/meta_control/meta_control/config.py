@@ -76,6 +76,11 @@ class SimArmConfig:
     """Lock-step: republish the state, then hold, when no command arrives within this."""
     lock_step_start_delay_s: float = 0.05
     """Lock-step: wait after a goal before the first state, so every node has seen the goal."""
+    lock_step_wait_topic: str = ""
+    """Lock-step: also wait for one message on this ``std_msgs/Bool`` topic per published state
+    before stepping (e.g. ``/dynamics_ood``: the estimator's answer), so that a node outside the
+    command path keeps pace as it would in real time; empty: the command alone. A state whose
+    message does not come within ``lock_step_timeout_s`` steps on the command."""
     frame_id: str = "world"
     """Frame of the puck and goal poses."""
 

@@ -383,6 +383,9 @@ def run(cfg: DemoConfig) -> dict:
             "sim_arm_node",
             "sim_arm.yaml",
             {"robot": cfg.robot, "seed": cfg.seed, "lock_step": True,
+             # the estimator is not on the command path: the arm also waits for its answer to
+             # each state, as real time gives it (the OOD reaction depends on it)
+             "lock_step_wait_topic": TOPIC_OOD,
              # a YAML string: the JSON text as it is, not parsed as a mapping
              **({"sample_ranges": "'" + cfg.sample_ranges.replace("'", "''") + "'"}
                 if cfg.sample_ranges else {})},
@@ -464,17 +467,43 @@ def parse_args(argv: list[str] | None = None) -> DemoConfig:
         "log_dir": "write each node's output to <log_dir>/<node>.log",
         "record": "record the demo's topics to this new rosbag2 directory",
         "record_storage": "bag storage: mcap or sqlite3",
+        "sample_ranges": "JSON {parameter: [low, high]} the simulated arm samples those "
+                         "parameters from, e.g. a held-out band: "
+                         "'{\"puck_friction\": [0.027, 0.1]}'",
+        "on_ood": "the controller's reaction to a sustained out-of-distribution flag",
     }
+    choices = {"robot": ["pusher", "panda"], "record_storage": ["mcap", "sqlite3"],
+               "on_ood": ["continue", "slow", "hold"]}
     defaults = DemoConfig()
     for name, help_text in helps.items():
         default = getattr(defaults, name)
         flag = "--" + name.replace("_", "-")
-        kwargs = {"choices": ["pusher", "panda"]} if name == "robot" else {}
-        if name == "record_storage":
-            kwargs = {"choices": ["mcap", "sqlite3"]}
+        kwargs = {"choices": choices[name]} if name in choices else {}
         parser.add_argument(flag, type=type(default), default=default, help=help_text, **kwargs)
     ns = parser.parse_args(argv)
+    if ns.sample_ranges:
+        problem = sample_ranges_problem(ns.sample_ranges)
+        if problem:
+            parser.error(f"--sample-ranges: {problem}")
     return DemoConfig(**vars(ns))
+
+
+def sample_ranges_problem(text: str) -> str:
+    """What is wrong with a ``--sample-ranges`` value (empty: nothing): it must be a JSON object
+    of parameter names to ``[low, high]`` with finite ``low <= high``. Whether each name is a
+    randomized parameter is checked by the simulated arm."""
+    try:
+        ranges = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc})"
+    if not isinstance(ranges, dict) or not ranges:
+        return "give a JSON object {parameter: [low, high]}"
+    for name, pair in ranges.items():
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in pair)
+                or pair[0] > pair[1]):
+            return f"{name}: give [low, high] with finite low <= high, not {pair!r}"
+    return ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,6 +95,24 @@ def settle_gc() -> None:
     gc.freeze()
 
 
+FAILED_TAKE = "Unable to convert call argument"
+"""Start of the ``RuntimeError`` rclpy raises when taking a received message fails inside its
+executor (seen in the Jazzy wheels under heavy load; the message is lost). The node drops that
+message and goes on: a lost state or estimate is what a late one already is to the nodes here
+(the controller holds when its inputs go stale)."""
+
+
+def spin_once_guarded(executor, node: Node, timeout_sec: float | None) -> None:
+    """``executor.spin_once`` that survives one failed take (:data:`FAILED_TAKE`)."""
+    try:
+        executor.spin_once(timeout_sec=timeout_sec)
+    except RuntimeError as exc:
+        if not str(exc).startswith(FAILED_TAKE):
+            raise
+        node.get_logger().warning(f"dropped a message rclpy failed to take: {exc}",
+                                  throttle_duration_sec=5.0)
+
+
 def spin_events(node: Node) -> None:
     """Run ``node`` on rclpy's EventsExecutor until the context shuts down.
 
@@ -109,7 +127,7 @@ def spin_events(node: Node) -> None:
     executor.add_node(node)
     try:
         while rclpy.ok():
-            executor.spin_once(timeout_sec=EVENTS_SPIN_TIMEOUT_S)
+            spin_once_guarded(executor, node, EVENTS_SPIN_TIMEOUT_S)
     finally:
         executor.remove_node(node)
         executor.shutdown()
@@ -135,7 +153,8 @@ def spin_node(factory: Callable[[], Node], args: list[str] | None = None) -> Non
         else:
             executor = SingleThreadedExecutor()
             executor.add_node(node)
-            executor.spin()
+            while rclpy.ok():
+                spin_once_guarded(executor, node, EVENTS_SPIN_TIMEOUT_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

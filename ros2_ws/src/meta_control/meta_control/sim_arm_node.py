@@ -14,7 +14,10 @@ Lock-step (``lock_step: true``): after a reset the arm waits for a goal (stamped
 episode's start time, the stamp of its first state), publishes the first state, and steps only
 when a command arrives for its last published state, by the offset ``command - published
 positions`` through ``env.step``: exactly the gym evaluation of the same seeds. No command
-within ``lock_step_timeout_s``: the state is republished once, then the arm holds. After
+within ``lock_step_timeout_s``: the state is republished once, then the arm holds. With
+``lock_step_wait_topic`` (e.g. ``/dynamics_ood``) it also waits for one message there per state,
+so that the estimator, which is not on the command path, keeps pace as it does in real time
+(at most ``lock_step_timeout_s``; the waits that ran out are counted). After
 ``episode_steps`` steps it publishes the last state and the episode result on
 ``/sim_arm/episode_result``.
 
@@ -33,7 +36,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from meta_control.config import EPISODE_RESULT_FIELDS, LOCK_STEP_EPISODE_GAP_S, SimArmConfig
@@ -82,6 +85,12 @@ class SimArmNode(Node):
         self._goal = np.zeros(2)
         self._steps = 0
         self._sent_at = 0.0
+        self._answers = 0
+        """Messages seen on ``lock_step_wait_topic``."""
+        self._answers_at_publish = 0
+        self._pending: np.ndarray | None = None
+        """Lock-step: the offset of a command that came before the state's other answer."""
+        self.wait_timeouts = 0
         self.rtt_ms = RollingStats(200_000)
         self.timeouts = 0
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -96,6 +105,8 @@ class SimArmNode(Node):
         )
         self.create_subscription(Float64MultiArray, self.cfg.command_topic, self._on_command, 10)
         self.create_subscription(PoseStamped, TOPIC_GOAL_POSE, self._on_goal, 10)
+        if self.cfg.lock_step and self.cfg.lock_step_wait_topic:
+            self.create_subscription(Bool, self.cfg.lock_step_wait_topic, self._on_answer, 10)
         self.create_service(Trigger, "~/reset", self._on_reset)
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.cfg.lock_step:
@@ -175,6 +186,8 @@ class SimArmNode(Node):
         js.position = obs[:n].tolist()
         js.velocity = obs[n : 2 * n].tolist()
         self._published_q = obs[:n].copy()
+        self._answers_at_publish = self._answers
+        self._pending = None
         self._sent_at = time.perf_counter()
         self._pub_js.publish(js)
         # The clock goes last: a subscriber whose clock jumped (a new episode starts 1 s of sim
@@ -200,7 +213,17 @@ class SimArmNode(Node):
         if not self.cfg.lock_step or self._phase != _WAIT_CMD:
             return
         self.rtt_ms.add((received - self._sent_at) * 1e3)
-        self._advance(cmd - self._published_q)
+        offset = cmd - self._published_q
+        if self.cfg.lock_step_wait_topic and self._answers == self._answers_at_publish:
+            self._pending = offset  # stepped when the state's answer arrives
+            return
+        self._advance(offset)
+
+    def _on_answer(self, msg: Bool) -> None:
+        self._answers += 1
+        if self._pending is not None and self._phase == _WAIT_CMD:
+            offset, self._pending = self._pending, None
+            self._advance(offset)
 
     def _advance(self, offset: np.ndarray) -> None:
         info = self._step(offset)
@@ -219,6 +242,10 @@ class SimArmNode(Node):
             self._deadline = now + self.cfg.lock_step_timeout_s
             self._retried = False
             self._publish_state()
+        elif self._phase == _WAIT_CMD and self._pending is not None and now >= self._deadline:
+            self.wait_timeouts += 1  # the command came, the other answer did not: step on
+            offset, self._pending = self._pending, None
+            self._advance(offset)
         elif self._phase == _WAIT_CMD and now >= self._deadline:
             self.timeouts += 1
             if not self._retried:
