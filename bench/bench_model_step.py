@@ -5,7 +5,10 @@ estimator's OOD score), on the inputs of real episodes.
     .venv/bin/python bench/bench_model_step.py --episodes 40 --json docs/runs/model_step.json
 
 The inputs are recorded first from the shipped policy's own episodes in the sim (100 steps
-each, the estimator's training length), so every step is in range and runs inference; then
+each, the estimator's training length), keeping only episodes whose every input both models
+accept (an episode that pushes the puck beyond the estimator's training range is refused by its
+input checks, as on the robot, and replaced by the next seed; the count is reported), so every
+timed step runs inference; then
 each model is stepped over them, episode by episode (a reset at each start), and every step is
 timed. Prints p50, p99 and max in microseconds with the models' sha256.
 """
@@ -24,29 +27,50 @@ from pathlib import Path
 import numpy as np
 
 from meta_control.paths import default_model
-from meta_control.runtime import EstimatorRuntime, PolicyRuntime
+from meta_control.runtime import EstimatorRuntime, InputRejected, PolicyRuntime
 
 
-def record(policy: PolicyRuntime, episodes: int, seed: int, steps: int):
-    """Observations, goals and previous actions of the policy's own episodes."""
+def accepted(estimator: EstimatorRuntime, rows: list) -> bool:
+    """Whether the estimator accepts every input of one recorded episode."""
+    estimator.reset()
+    try:
+        for obs, _, prev in rows:
+            estimator.step(obs, prev)
+    except InputRejected:
+        return False
+    return True
+
+
+def record(policy: PolicyRuntime, estimator: EstimatorRuntime, episodes: int, seed: int,
+           steps: int) -> tuple[list, int]:
+    """Observations, goals and previous actions of ``episodes`` of the policy's own episodes
+    that both models accept; and how many episodes were skipped."""
     from sim.envs import PushEnv
 
     robot = "panda" if policy.metadata.env_id.startswith("MetaPanda") else "pusher"
     env = PushEnv(robot, episode_steps=steps)
-    out = []
-    for ep in range(episodes):
+    out, skipped, ep = [], 0, 0
+    while len(out) < episodes:
         obs, _ = env.reset(seed=seed + ep)
+        ep += 1
         policy.reset()
         prev = np.zeros(env.n_joints)
         rows = []
-        for _ in range(steps):
-            rows.append((obs["observation"].astype(np.float64), obs["desired_goal"].astype(
-                np.float64), prev))
-            prev = policy.step(obs["observation"], obs["desired_goal"])
-            obs, *_ = env.step(prev)
-        out.append(rows)
+        try:
+            for _ in range(steps):
+                rows.append((obs["observation"].astype(np.float64), obs["desired_goal"].astype(
+                    np.float64), prev))
+                prev = policy.step(obs["observation"], obs["desired_goal"])
+                obs, *_ = env.step(prev)
+        except InputRejected:
+            skipped += 1
+            continue
+        if accepted(estimator, rows):
+            out.append(rows)
+        else:
+            skipped += 1
     env.close()
-    return out
+    return out, skipped
 
 
 def timed(step, reset, episodes) -> np.ndarray:
@@ -77,15 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     paths = {kind: default_model(args.robot, kind) for kind in ("policy", "estimator")}
     policy, estimator = PolicyRuntime(paths["policy"]), EstimatorRuntime(paths["estimator"])
-    episodes = record(policy, args.episodes, args.seed, args.steps)
+    episodes, skipped = record(policy, estimator, args.episodes, args.seed, args.steps)
     results = {
         "policy": timed(lambda r: policy.step(r[0], r[1]), policy.reset, episodes),
         "estimator": timed(lambda r: estimator.step(r[0], r[2]), estimator.reset, episodes),
     }
-    print(f"{args.episodes} episodes x {args.steps} steps, one thread, {platform.node()}")
+    print(f"{args.episodes} episodes x {args.steps} steps ({skipped} refused episodes skipped), "
+          f"one thread, {platform.node()}")
     print(f"{'model':<12}{'p50 us':>10}{'p99 us':>10}{'max us':>10}  sha256")
     out = {"command": "python bench/bench_model_step.py " + " ".join(sys.argv[1:]),
-           "machine": platform.node(), "episodes": args.episodes, "steps": args.steps}
+           "machine": platform.node(), "episodes": args.episodes, "steps": args.steps,
+           "skipped_episodes": skipped}
     for kind, us in results.items():
         p50, p99 = np.percentile(us, [50, 99])
         sha = hashlib.sha256(Path(paths[kind]).read_bytes()).hexdigest()

@@ -156,6 +156,7 @@ def run_one(
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
 
+    from meta_control.limits import load_robot_limits, resolve_limits_path
     from meta_control.ros_common import float_array
 
     params = {
@@ -202,6 +203,8 @@ def run_one(
 
         node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
         # Messages are built once per replayed state; a publication only stamps them.
+        # Poses in the frame the controller checks (the robot's limits file names it).
+        frame = load_robot_limits(resolve_limits_path("", "pusher")).frame
         msgs = []
         for o in states:
             js, puck = JointState(), PoseStamped()
@@ -210,8 +213,10 @@ def run_one(
             puck.pose.position.x, puck.pose.position.y, puck.pose.position.z = (
                 float(v) for v in o[6:9]
             )
+            puck.header.frame_id = frame
             msgs.append((js, puck))
         goal = PoseStamped()
+        goal.header.frame_id = frame
         goal.pose.position.x, goal.pose.position.y = 0.4, 0.05
         ros_clock = node.get_clock()
 
@@ -363,6 +368,11 @@ def table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+MAX_HOLD_SHARE = 0.01
+"""A row whose controller held on more than this share of the states did not measure the policy
+in the loop (a hold skips inference); the benchmark then fails."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark at each rate and executor and print Markdown tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -463,7 +473,15 @@ def main(argv: list[str] | None = None) -> int:
                 indent=2,
             )
         )
-    return 0
+    held = [r for r in rows if r["controller_holds"] > MAX_HOLD_SHARE * r["states"]]
+    for r in held:
+        print(
+            f"error: at {r['rate_hz']:g} Hz ({r['executor']}) the controller held on "
+            f"{r['controller_holds']} of {r['states']} states ({r['hold_reasons']}): the round "
+            "trip did not run the policy, so this row measures nothing",
+            file=sys.stderr,
+        )
+    return 1 if held else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sim.scripted import KNOWLEDGE
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
@@ -115,7 +117,7 @@ def test_pool_evals_sums_chunks_and_refuses_a_repeated_seed(tmp_path):
 
 def test_pipeline_speedup_times_both_collectors_over_the_same_iterations(tmp_path):
     out = tmp_path / "speedup.json"
-    res = _script("pipeline_speedup.py", "--seconds", "6", "--from-iteration", "2",
+    res = _script("pipeline_speedup.py", "--seconds", "12", "--from-iteration", "2",
                   "--json", str(out), "--", "--hidden", "16", "--batch-episodes", "4",
                   "--demo-episodes", "2", "--eval-every", "2", "--eval-episodes", "1",
                   "--updates-per-iteration", "1", "--warmup-episodes", "2")
@@ -133,3 +135,26 @@ def test_pipeline_speedup_times_both_collectors_over_the_same_iterations(tmp_pat
 def test_pipeline_speedup_refuses_a_failing_run(tmp_path):
     res = _script("pipeline_speedup.py", "--seconds", "1", "--", "--gamma", "2")
     assert res.returncode == 2 and "gamma" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_model_step_times_only_inputs_both_shipped_models_accept(tmp_path):
+    out = tmp_path / "step.json"
+    res = _script("bench_model_step.py", "--episodes", "2", "--steps", "30", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    got = json.loads(out.read_text())
+    assert got["skipped_episodes"] >= 0
+    for kind in ("policy", "estimator"):
+        assert got[kind]["n"] == 2 * 30, got[kind]
+        assert 0 < got[kind]["p50_us"] <= got[kind]["p99_us"] <= got[kind]["max_us"]
+
+
+@pytest.mark.ros
+def test_ros_loop_runs_the_policy_on_every_state(tmp_path):
+    """A short loop at 100 Hz: every state comes back as a command computed by the policy (a
+    controller that held instead, e.g. on a pose frame it refuses, would measure nothing)."""
+    out = tmp_path / "loop.json"
+    res = _script("bench_ros_loop.py", "--rates", "100", "--duration", "2", "--executors",
+                  "events", "--output-json", str(out))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["commands"] > 150 and row["controller_holds"] == 0, row
