@@ -7,7 +7,11 @@ this file does not grow with the methods:
     meta-train evaluate RUN_DIR --episodes 100 --dynamics train heldout
     meta-train table2 --preset pusher --total-env-steps N
     meta-train export RUN_DIR --out models/pusher_policy.onnx
-    meta-train estimator --policy-run RUN_DIR --out models/pusher_estimator.onnx
+    meta-train estimator --preset pusher --policy models/pusher_policy.onnx
+    meta-train evaluate-model models/pusher_policy.onnx --episodes 1000 --record
+    meta-train maml sinusoid | meta-lstm pusher-dynamics | baselines fewshot [--resume]
+    meta-train compare-adaptation RUN RUN ... --out result.json
+    meta-train nas --preset estimator --sampler controller --storage sqlite:///runs/nas/nas.db
 
 Errors in input (bad flags, presets, checkpoints, models, datasets) print one line and exit 2;
 a run that fails for another reason keeps its last checkpoint and exits 1.

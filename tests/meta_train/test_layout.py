@@ -117,6 +117,13 @@ def test_common_imports_no_method():
     assert {m: d for m, d in bad.items() if d} == {}
 
 
+def test_common_imports_not_the_command_line():
+    """Shared parts sit below the CLI: they find methods' modules by name, never through it."""
+    bad = sorted(m for m, deps in GRAPH.items()
+                 if m.startswith(f"meta_train.{SHARED}") and "meta_train.cli" in deps)
+    assert bad == []
+
+
 @pytest.mark.parametrize("method", sorted(_methods()))
 def test_a_method_imports_no_sibling(method):
     mine = {m: deps for m, deps in GRAPH.items() if _method_of(m) == method}
