@@ -346,3 +346,27 @@ def collect_rollouts(policy: ActorPolicy | RuntimePolicy, dynamics: str, episode
     with mp.get_context("spawn").Pool(len(jobs)) as pool:
         parts = pool.map(_collect_worker, jobs)
     return RolloutDataset.concatenate(parts)
+
+
+def held_out_bands(space, parameters: Sequence[str]) -> dict[str, tuple[str, tuple[float, float]]]:
+    """``{"<parameter> below|above": (parameter, (low, high))}`` for every member of each of
+    ``parameters`` (``puck_friction``, or a group such as ``controller_gain_scale`` for all its
+    joints), below and above its training range in ``space`` (a :class:`sim.dynamics`
+    dynamics space); bands the physical floor empties are left out.
+
+    Raises:
+        ConfigError: a name that is no dynamics parameter.
+    """
+    from meta_train.common.config import ConfigError
+
+    out = {}
+    for key in parameters:
+        members = [n for n in space.names if n == key or n.startswith(key + "/")]
+        if not members:
+            raise ConfigError(f"band_parameters: unknown dynamics parameter {key!r}")
+        for name in members:
+            for side in ("below", "above"):
+                band = space.heldout_band(name, side)
+                if band is not None:
+                    out[f"{name} {side}"] = (name, band)
+    return out

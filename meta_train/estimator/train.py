@@ -48,6 +48,7 @@ from meta_train.common.rollouts import (
     RuntimePolicy,
     collect_rollouts,
 )
+from meta_train.common.rollouts import held_out_bands as rollout_bands
 from meta_train.estimator.config import EstimatorConfig
 from meta_train.estimator.report import at_steps, identification, markdown, ood_rows
 
@@ -93,20 +94,8 @@ def dataset(cfg: EstimatorConfig, name: str, policy, episodes: int, seed: int,
 
 
 def held_out_bands(cfg: EstimatorConfig, env) -> dict[str, tuple[str, tuple[float, float]]]:
-    """``{band name: (parameter, (low, high))}`` for every member of ``band_parameters``,
-    below and above its training range (bands the physical floor empties are left out)."""
-    space = env._train_space
-    out = {}
-    for key in cfg.band_parameters:
-        members = [n for n in space.names if n == key or n.startswith(key + "/")]
-        if not members:
-            raise ValueError(f"band_parameters: unknown dynamics parameter {key!r}")
-        for name in members:
-            for side in ("below", "above"):
-                band = space.heldout_band(name, side)
-                if band is not None:
-                    out[f"{name} {side}"] = (name, band)
-    return out
+    """``{band name: (parameter, (low, high))}`` for every member of ``band_parameters``."""
+    return rollout_bands(env._train_space, cfg.band_parameters)
 
 
 def _make_estimator(cfg: EstimatorConfig, train: RolloutDataset, scale) -> DynamicsEstimator:
