@@ -36,6 +36,7 @@ from meta_train.baselines.models import RecurrentDynamics
 from meta_train.common.checkpoint import CheckpointError, latest_checkpoint
 from meta_train.common.meta_learning import (
     MetaRun,
+    meta_update,
     resolve_run_device,
     sgd_adapter,
     write_results_files,
@@ -100,11 +101,7 @@ def _fit(task: MetaTask, cfg: BaselinesConfig, parent: Path, name: str, model, f
 
     def step() -> dict[str, float]:
         loss = task.loss(*forward(task.sample(run.rng, cfg.meta_batch))).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.meta_grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.meta_grad_clip)
-        opt.step()
+        meta_update(opt, loss, model.parameters(), cfg.meta_grad_clip)
         return {"loss": loss.item()}
 
     def validate() -> dict[str, float]:

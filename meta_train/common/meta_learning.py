@@ -368,3 +368,13 @@ def resolve_run_device(cfg: MetaRunConfig) -> torch.device:
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     return resolve_device(cfg.device)
+
+
+def meta_update(opt: torch.optim.Optimizer, loss: torch.Tensor, params, clip: float) -> None:
+    """One optimiser step on ``loss``: clear, backpropagate, clip the gradient norm of
+    ``params`` to ``clip`` (0: no clipping), step."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()

@@ -19,6 +19,7 @@ own, so a dataset is the same whether one process collects it or several do.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import multiprocessing as mp
@@ -370,3 +371,38 @@ def held_out_bands(space, parameters: Sequence[str]) -> dict[str, tuple[str, tup
                 if band is not None:
                     out[f"{name} {side}"] = (name, band)
     return out
+
+
+def source_digest(source: str | Path) -> str:
+    """16 hex digits of the sha256 of a policy's source: a file (an ONNX model, a checkpoint)
+    or a directory's files in name order."""
+    path = Path(source)
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    files = sorted(p for p in path.glob("*") if p.is_file())
+    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
+
+
+def cached_rollouts(policy, name: str, episodes: int, seed: int, exploration: Exploration, *,
+                    data_dir: str | Path, episode_steps: int, workers: int,
+                    sample_ranges: dict | None = None) -> RolloutDataset:
+    """:func:`collect_rollouts` of ``policy`` on training dynamics, or the same dataset reused
+    from ``data_dir``: the file name's key hashes the provenance (the policy's digest, episodes,
+    seed, exploration, episode length, sampling ranges), so every study that asks for the same
+    data reuses it. ``policy`` is a batch policy with a ``source``, or the path of an exported
+    policy (loaded only when the data must be collected)."""
+    source = policy if isinstance(policy, (str, Path)) else policy.source
+    spec = {"policy": source_digest(source), "episodes": episodes, "seed": seed,
+            "exploration": exploration.__dict__, "episode_steps": episode_steps,
+            "sample_ranges": sample_ranges or {}}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(data_dir) / f"{name}_{key}.npz"
+    if path.is_file():
+        return RolloutDataset.load(path)
+    if isinstance(policy, (str, Path)):
+        policy = RuntimePolicy(policy)
+    data = collect_rollouts(policy, "train", episodes, seed, exploration=exploration,
+                            env_kwargs={"episode_steps": episode_steps},
+                            sample_ranges=sample_ranges, workers=workers)
+    data.save(path)
+    return data

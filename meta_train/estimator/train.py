@@ -24,7 +24,6 @@ robot shows is evidence that they are not among them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -46,7 +45,7 @@ from meta_train.common.rollouts import (
     Exploration,
     RolloutDataset,
     RuntimePolicy,
-    collect_rollouts,
+    cached_rollouts,
 )
 from meta_train.common.rollouts import held_out_bands as rollout_bands
 from meta_train.estimator.config import EstimatorConfig
@@ -68,29 +67,12 @@ def load_policy(cfg: EstimatorConfig) -> ActorPolicy | RuntimePolicy:
     return ActorPolicy(actor, run)
 
 
-def _policy_digest(policy) -> str:
-    path = Path(policy.source)
-    if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    files = sorted(p for p in path.glob("*") if p.is_file())
-    return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()[:16]
-
-
 def dataset(cfg: EstimatorConfig, name: str, policy, episodes: int, seed: int,
             exploration: Exploration, sample_ranges: dict | None = None) -> RolloutDataset:
     """A rollout dataset, collected or reused from ``data_dir`` (keyed by its provenance)."""
-    spec = {"policy": _policy_digest(policy), "episodes": episodes, "seed": seed,
-            "exploration": exploration.__dict__, "episode_steps": cfg.episode_steps,
-            "sample_ranges": sample_ranges or {}}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(cfg.data_dir) / f"{name}_{key}.npz"
-    if path.is_file():
-        return RolloutDataset.load(path)
-    data = collect_rollouts(policy, "train", episodes, seed, exploration=exploration,
-                            env_kwargs={"episode_steps": cfg.episode_steps},
-                            sample_ranges=sample_ranges, workers=cfg.workers)
-    data.save(path)
-    return data
+    return cached_rollouts(policy, name, episodes, seed, exploration, data_dir=cfg.data_dir,
+                           episode_steps=cfg.episode_steps, workers=cfg.workers,
+                           sample_ranges=sample_ranges)
 
 
 def held_out_bands(cfg: EstimatorConfig, env) -> dict[str, tuple[str, tuple[float, float]]]:

@@ -18,7 +18,12 @@ import sys
 import numpy as np
 import torch
 
-from meta_train.common.meta_learning import MetaRun, resolve_run_device, sgd_adapter
+from meta_train.common.meta_learning import (
+    MetaRun,
+    meta_update,
+    resolve_run_device,
+    sgd_adapter,
+)
 from meta_train.common.tasks import MetaTask, make_task
 from meta_train.maml.config import MAMLConfig
 from meta_train.maml.maml import MAML
@@ -64,11 +69,7 @@ def train_maml(task_name: str, cfg: MAMLConfig, task_cfg, resume: bool = False,
 
         adapted = maml.adapt_batch(support_loss, params, cfg.inner_steps)[-1]
         query = task.loss(maml.call_batched(adapted, *batch.query_x), batch.query_y).mean()
-        opt.zero_grad(set_to_none=True)
-        query.backward()
-        if cfg.meta_grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(maml.parameters(), cfg.meta_grad_clip)
-        opt.step()
+        meta_update(opt, query, maml.parameters(), cfg.meta_grad_clip)
         return {"query_loss": query.item()}
 
     run.train(step, validation(task, adapter, cfg, cfg.eval_steps))

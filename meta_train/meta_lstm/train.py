@@ -22,6 +22,7 @@ from meta_train.common.meta_learning import (
     MetaRun,
     batched_call,
     flatten,
+    meta_update,
     resolve_run_device,
     unflatten,
 )
@@ -99,11 +100,7 @@ def train_meta_lstm(task_name: str, cfg: MetaLSTMConfig, task_cfg, resume: bool 
         batch = task.sample(run.rng, cfg.meta_batch)
         theta, _ = learner.unroll(batch, cfg.updates)
         query = task.loss(learner.predict(theta, *batch.query_x), batch.query_y).mean()
-        opt.zero_grad(set_to_none=True)
-        query.backward()
-        if cfg.meta_grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(meta.parameters(), cfg.meta_grad_clip)
-        opt.step()
+        meta_update(opt, query, meta.parameters(), cfg.meta_grad_clip)
         return {"query_loss": query.item()}
 
     def validate() -> dict[str, float]:

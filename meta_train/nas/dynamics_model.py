@@ -14,8 +14,6 @@ adaptation methods start from, not the adaptation itself.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from meta_train.common.config import option as _f
 from meta_train.common.device import resolve_device
 from meta_train.common.forward_model import ForwardModel
 from meta_train.common.objectives import Reporter
-from meta_train.common.rollouts import Exploration, RolloutDataset, RuntimePolicy, collect_rollouts
+from meta_train.common.rollouts import Exploration, RolloutDataset, cached_rollouts
 
 
 @dataclass
@@ -77,17 +75,8 @@ def _dataset(cfg: DynamicsModelConfig, name: str, episodes: int, seed: int) -> R
     if not path.is_file():
         raise FileNotFoundError(f"policy {path} not found")
     explore = Exploration(cfg.noise_std, cfg.probe_fraction, cfg.probe_steps)
-    spec = {"policy": hashlib.sha256(path.read_bytes()).hexdigest()[:16], "episodes": episodes,
-            "seed": seed, "exploration": explore.__dict__, "episode_steps": cfg.episode_steps}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    file = Path(cfg.data_dir) / f"{name}_{key}.npz"
-    if file.is_file():
-        return RolloutDataset.load(file)
-    data = collect_rollouts(RuntimePolicy(path), "train", episodes, seed, exploration=explore,
-                            env_kwargs={"episode_steps": cfg.episode_steps},
-                            workers=cfg.workers)
-    data.save(file)
-    return data
+    return cached_rollouts(path, name, episodes, seed, explore, data_dir=cfg.data_dir,
+                           episode_steps=cfg.episode_steps, workers=cfg.workers)
 
 
 def datasets(cfg: DynamicsModelConfig) -> tuple[RolloutDataset, RolloutDataset]:

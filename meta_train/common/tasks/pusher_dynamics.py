@@ -27,11 +27,8 @@ thrown off the table, ...) is not scored, for any method (:meth:`PusherDynamicsT
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from meta_train.common import rollouts
 from meta_train.common.config import ConfigError
 from meta_train.common.config import option as _f
 from meta_train.common.rollouts import held_out_bands
@@ -117,31 +115,13 @@ class PusherDynamicsConfig:
             raise ConfigError("contact_offset and huber_delta must be >= 0")
 
 
-def _policy_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
 def cached_rollouts(cfg: PusherDynamicsConfig, name: str, episodes: int, seed: int,
                     exploration, sample_ranges: dict | None = None):
-    """A rollout dataset of ``cfg.policy``, collected or reused from ``data_dir``. The file
-    name's key is the provenance (policy digest, episodes, seed, exploration, episode length,
-    sampling ranges) hashed as :mod:`meta_train.estimator` does, so either study reuses the
-    other's datasets."""
-    from meta_train.common.rollouts import RolloutDataset, RuntimePolicy, collect_rollouts
-
-    spec = {"policy": _policy_digest(Path(cfg.policy)), "episodes": episodes, "seed": seed,
-            "exploration": exploration.__dict__, "episode_steps": cfg.episode_steps,
-            "sample_ranges": sample_ranges or {}}
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-    path = Path(cfg.data_dir) / f"{name}_{key}.npz"
-    if path.is_file():
-        return RolloutDataset.load(path)
-    data = collect_rollouts(RuntimePolicy(cfg.policy), "train", episodes, seed,
-                            exploration=exploration,
-                            env_kwargs={"episode_steps": cfg.episode_steps},
-                            sample_ranges=sample_ranges, workers=cfg.workers)
-    data.save(path)
-    return data
+    """A rollout dataset of ``cfg.policy``, collected or reused from ``data_dir`` (the
+    estimator's cache: either study reuses the other's datasets)."""
+    return rollouts.cached_rollouts(cfg.policy, name, episodes, seed, exploration,
+                                    data_dir=cfg.data_dir, episode_steps=cfg.episode_steps,
+                                    workers=cfg.workers, sample_ranges=sample_ranges)
 
 
 @dataclass
@@ -421,7 +401,7 @@ class PusherDynamicsTask(MetaTask):
 
     def eval_spec(self) -> dict[str, Any]:
         c = self.cfg
-        return {"policy": _policy_digest(Path(c.policy)), "episode_steps": c.episode_steps,
+        return {"policy": rollouts.source_digest(c.policy), "episode_steps": c.episode_steps,
                 "test_episodes": c.test_episodes, "band_episodes": c.band_episodes,
                 "band_parameters": c.band_parameters, "data_seed": c.data_seed,
                 "adapt_sizes": c.adapt_sizes, "query_steps": c.query_steps,
