@@ -17,6 +17,8 @@ from sim.world import PUCK_RADIUS_M, TABLE_FRICTION
 
 # Radius of the pushing pin and of the Panda's closed fingertips, near enough (m).
 TIP_RADIUS_M = 0.012
+# Height of the tip's targets above the table (m): half the puck's height.
+TIP_HEIGHT_M = 0.025
 GRAVITY_M_S2 = 9.81
 # What a scripted pusher may know of the puck's dynamics (see ``ScriptedPusher``).
 KNOWLEDGE = ("privileged", "observing", "contact")
@@ -259,10 +261,16 @@ class ScriptedPusher:
         # Small Cartesian increments keep the tip on a straight line (no sweeping arcs).
         delta = target - ee
         target = ee + delta * min(1.0, speed / max(np.linalg.norm(delta), 1e-9))
-        z = world.table_height_m + 0.025
-        q_target = self._ik(np.array([target[0], target[1], z]))
-        q = world.joint_positions()
+        q_target = self._ik(np.array([target[0], target[1], self._tip_z()]))
+        return self._joint_offsets(q_target, world.joint_positions())
+
+    def _joint_offsets(self, q_target: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The action: offsets towards ``q_target``, each joint clipped to the bound."""
         return np.clip(q_target - q, -self.env.max_offset, self.env.max_offset).astype(np.float32)
+
+    def _tip_z(self) -> float:
+        """Height of the tool tip's targets (m): ``TIP_HEIGHT_M`` above the table."""
+        return self.env.world.table_height_m + TIP_HEIGHT_M
 
     def _learn_from_tap(
         self, puck: np.ndarray, rest: np.ndarray, ee: np.ndarray, friction: float, rate: float

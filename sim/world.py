@@ -85,7 +85,11 @@ class PushWorld:
         c = sim.client
         base = np.array(spec.base_position, dtype=float) + [0.0, 0.0, NOMINAL_TABLE_HEIGHT_M]
         self.robot_uid = sim.load_urdf(
-            "robot", spec.urdf, base, fixed_base=True, flags=pybullet.URDF_USE_INERTIA_FROM_FILE
+            "robot",
+            spec.urdf_path(),
+            base,
+            fixed_base=True,
+            flags=pybullet.URDF_USE_INERTIA_FROM_FILE,
         )
         joints = {j.name: j for j in sim.joints("robot")}
         missing = [n for n in spec.joint_names if n not in joints]

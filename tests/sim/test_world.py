@@ -136,3 +136,61 @@ def test_a_spun_puck_stops_like_a_disc_on_its_face():
         assert abs(spin) < 0.5  # 10.5 rad/s without
     finally:
         w.close()
+
+
+def _panda_push(world: PushWorld, friction: float, direction: np.ndarray) -> float:
+    """Line the Panda's closed fingers up 7 cm behind a puck of ``friction`` (nominal dynamics
+    otherwise) and sweep them 15 cm along ``direction`` at 1 cm a step; the puck's travel."""
+    c = world.sim.client
+    space = world.dynamics_space
+    mu = space.nominal.copy()
+    mu[space.index("puck_friction")] = friction
+    puck = np.array([0.58, 0.0])
+    world.reset(puck, puck + 0.15 * direction, mu)
+    down = c.getQuaternionFromEuler([np.pi, 0.0, 0.0])
+    z = world.table_height_m + 0.025
+
+    def go(xy: np.ndarray) -> None:
+        q_ik = c.calculateInverseKinematics(
+            world.robot_uid, world.ee_index, [xy[0], xy[1], z], targetOrientation=down
+        )
+        q = world.joint_positions()
+        delta = np.asarray(q_ik[: world.n_joints]) - q
+        world.apply_command(q + delta / max(1.0, float(np.abs(delta).max()) / 0.05))
+        world.step()
+
+    start = puck - 0.07 * direction
+    for _ in range(40):
+        go(start)
+    for k in range(15):
+        go(start + direction * 0.01 * (k + 1))
+    for _ in range(5):
+        go(start + direction * 0.15)
+    return float(np.dot(world.puck_xy() - puck, direction))
+
+
+@pytest.mark.parametrize("direction", [(1.0, 0.0), (0.0, 1.0), (0.7071, 0.7071)])
+def test_the_panda_pushes_a_high_friction_puck_with_its_fingertip_pad(direction):
+    """Its finger meshes met the puck's rim and pressed it into the table (a friction-2 puck
+    moved millimetres); the contact pad meets its side and pushes it along."""
+    w = PushWorld("panda")
+    try:
+        assert _panda_push(w, 2.0, np.asarray(direction)) > 0.08
+    finally:
+        w.close()
+
+
+def test_the_panda_contact_pad_replaces_the_finger_meshes():
+    """One box on the left finger, none on the right, the hand's own mesh kept."""
+    w = PushWorld("panda")
+    try:
+        c = w.sim.client
+        links = {c.getJointInfo(w.robot_uid, i)[12].decode(): i
+                 for i in range(c.getNumJoints(w.robot_uid))}
+        left = c.getCollisionShapeData(w.robot_uid, links["panda_leftfinger"])
+        assert [s[2] for s in left] == [3]  # GEOM_BOX
+        assert c.getCollisionShapeData(w.robot_uid, links["panda_rightfinger"]) == ()
+        assert c.getCollisionShapeData(w.robot_uid, links["panda_hand"])[0][2] == 5  # mesh
+        assert c.getDynamicsInfo(w.robot_uid, links["panda_leftfinger"])[1] == pytest.approx(0.1)
+    finally:
+        w.close()
