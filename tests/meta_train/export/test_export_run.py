@@ -25,3 +25,17 @@ def test_exported_policy_carries_the_env_contract(tiny_run, tmp_path, capsys):
     assert np.all(lo <= hi) and np.all(lo[:3] <= [-0.95, 1.35, 1.2]) and np.all(hi[:3] >= -0.95)
     a = rt.step(np.clip(np.zeros(9), lo, hi), np.array([0.35, 0.0]))
     assert a.shape == (3,) and np.all(np.abs(a) <= 0.05 + 1e-6)
+
+
+def test_evaluate_model_without_the_estimators_policy_is_a_clear_error(tmp_path, capsys):
+    """An estimator copied away from the policy that drives the arm: one line, exit 2."""
+    import shutil
+    from pathlib import Path
+
+    models = Path(__file__).resolve().parents[3] / "models"
+    for name in ("pusher_estimator.onnx", "pusher_estimator.json"):
+        shutil.copy(models / name, tmp_path / name)
+    assert main(["evaluate-model", str(tmp_path / "pusher_estimator.onnx"),
+                 "--episodes", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "model file not found" in err and "Traceback" not in err
