@@ -31,7 +31,7 @@ from meta_train.common.runs import RunError
 from meta_train.rdpg.config import RDPGConfig
 from meta_train.rdpg.teacher import INFO_KEY as EXPERT_KEY
 from meta_train.rdpg.teacher import INFORMED_KEY, ExpertActionInfo
-from sim.scripted import ScriptedPusher
+from sim.planner import make_teacher
 
 
 class CollectorError(RunError):
@@ -116,8 +116,8 @@ class Collector:
         self.demo_env = self.demo_policy = None
         if cfg.demo_episodes or cfg.demo_fraction:
             self.demo_env = make_env(cfg).unwrapped  # a push env: the trainer checked
-            self.demo_policy = ScriptedPusher(
-                self.demo_env, knowledge=cfg.teacher, prior_friction=cfg.teacher_prior_friction
+            self.demo_policy = make_teacher(
+                self.demo_env, cfg.teacher, cfg.teacher_prior_friction
             )
 
     def rollout(self, warm: bool) -> Rollout:

@@ -22,7 +22,7 @@ from meta_train.common.config import option as _f
 from meta_train.common.policies import REMOVED_OPTIONS, VARIANTS, ActorSpec
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-TEACHERS = ("privileged", "observing", "contact")  # sim.scripted.KNOWLEDGE
+TEACHERS = ("privileged", "observing", "contact", "planning")  # sim.planner.TEACHERS
 
 
 @dataclass
@@ -93,9 +93,11 @@ class RDPGConfig:
     teacher: str = _f("privileged", "scripted teacher of the demonstrations and expert labels: "
                       "privileged (reads the true puck friction and damping), observing "
                       "(infers the friction from how far its own taps slide the puck: what a "
-                      "history of observations tells, so a recurrent student can imitate it) "
-                      "or contact (acts on a slippery prior until it has touched or seen the "
-                      "puck move, on the true values from then on)")
+                      "history of observations tells, so a recurrent student can imitate it), "
+                      "contact (acts on a slippery prior until it has touched or seen the "
+                      "puck move, on the true values from then on) or planning (privileged; "
+                      "chooses each push by simulating candidates in the world itself: "
+                      "sim.planner)")
     teacher_prior_friction: float = _f(0.3, "observing and contact teachers: the puck "
                                        "friction (coefficient, training range [0.1, 5]) they "
                                        "act on before the puck shows its own; a lower prior "

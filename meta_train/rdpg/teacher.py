@@ -18,7 +18,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from sim.scripted import ScriptedPusher
+from sim.planner import make_teacher
 
 INFO_KEY = "expert_action"
 # Whether the label was given knowing the true dynamics (ScriptedPusher.knows_dynamics).
@@ -45,9 +45,7 @@ class ExpertActionInfo(gym.Wrapper):
         if not hasattr(env.unwrapped, "world"):
             name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
             raise ValueError(f"{name}: expert labels need a push env (with a world)")
-        self.expert = ScriptedPusher(
-            env.unwrapped, knowledge=knowledge, prior_friction=prior_friction
-        )
+        self.expert = make_teacher(env.unwrapped, knowledge, prior_friction)
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)

@@ -8,7 +8,7 @@ import pytest
 
 import sim  # noqa: F401
 from meta_train.rdpg.teacher import INFO_KEY, INFORMED_KEY, ExpertActionInfo
-from sim.scripted import KNOWLEDGE, ScriptedPusher
+from sim.planner import TEACHERS, make_teacher
 
 
 def make(env_id="MetaPusherPush-v0"):
@@ -17,11 +17,11 @@ def make(env_id="MetaPusherPush-v0"):
         return gym.make(env_id)
 
 
-@pytest.mark.parametrize("knowledge", KNOWLEDGE)
+@pytest.mark.parametrize("knowledge", TEACHERS)
 def test_each_label_is_the_experts_action_for_the_observation_it_comes_with(knowledge):
     env = ExpertActionInfo(make(), knowledge=knowledge)
     # same world, same observations: same actions
-    reference = ScriptedPusher(env.unwrapped, knowledge=knowledge)
+    reference = make_teacher(env.unwrapped, knowledge)
     rng = np.random.default_rng(0)
     obs, info = env.reset(seed=3)
     reference.reset()
@@ -38,7 +38,7 @@ def test_each_label_is_the_experts_action_for_the_observation_it_comes_with(know
     env.close()
 
 
-@pytest.mark.parametrize("knowledge", KNOWLEDGE)
+@pytest.mark.parametrize("knowledge", TEACHERS)
 def test_each_label_says_whether_the_teacher_knew_the_dynamics(knowledge):
     env = ExpertActionInfo(make(), knowledge=knowledge)
     obs, info = env.reset(seed=3)
@@ -50,7 +50,7 @@ def test_each_label_says_whether_the_teacher_knew_the_dynamics(knowledge):
         first = informed.index(True)
         assert 0 < first and all(informed[first:])
     else:
-        assert set(informed) == {knowledge == "privileged"}
+        assert set(informed) == {knowledge in ("privileged", "planning")}
     env.close()
 
 

@@ -19,7 +19,7 @@ from meta_train.common.evaluation import make_eval_env
 from meta_train.common.policies import load_actor_from_run
 from meta_train.rdpg.config import PRESETS_DIR, TEACHERS, RDPGConfig, preset_values
 from meta_train.rdpg.trainer import RDPGTrainer, td_target
-from sim.scripted import KNOWLEDGE
+from sim.planner import TEACHERS as SIM_TEACHERS
 
 POINT = dict(env_id="PointGoal-v0", variant="ff", hidden=64, n_envs=2, updates_per_iteration=8,
              batch_episodes=32, warmup_episodes=10, actor_lr=1e-3, critic_lr=1e-3,
@@ -550,7 +550,7 @@ def test_the_teacher_option_picks_who_labels_and_demonstrates(tmp_path, teacher)
         RDPGConfig(teacher="oracle").validate()
     with pytest.raises(ValueError, match="teacher_prior_friction"):
         RDPGConfig(teacher_prior_friction=0.0).validate()
-    assert TEACHERS == KNOWLEDGE  # the config's names are the scripted pusher's
+    assert TEACHERS == SIM_TEACHERS  # the config's names are the teachers sim makes
 
 
 def test_evaluate_can_hold_dynamics_parameters_at_nominal(tmp_path, capsys):
