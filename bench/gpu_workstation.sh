@@ -56,7 +56,8 @@ for stage in "$@"; do
         --total-env-steps 5000000 || rc=1
       ;;
     panda)
-      train_run PGPU1 "${PANDA_WALL_S:-150}" --preset panda --n-envs 16 --vector async \
+      train_run PGPU1 "${PANDA_WALL_S:-150}" --preset panda --n-envs 16 --collector inline \
+        --vector async \
         --batch-episodes 128 --hidden 128 --total-env-steps 20000000 \
         --final-eval-episodes 20 || rc=1
       ;;
