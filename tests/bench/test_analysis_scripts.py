@@ -158,3 +158,22 @@ def test_ros_loop_runs_the_policy_on_every_state(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     (row,) = json.loads(out.read_text())["rows"]
     assert row["commands"] > 150 and row["controller_holds"] == 0, row
+
+
+def test_bench_teacher_scores_teachers_on_the_same_tasks_with_their_label_cost(tmp_path):
+    out = tmp_path / "teachers.json"
+    res = _script("bench_teacher.py", "--env", "MetaPusherPush-v0", "--teachers", "planning",
+                  "privileged", "--episodes", "2", "--label-episodes", "1", "--jobs", "2",
+                  "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["teacher"], r["driver"]) for r in rows] == [
+        ("planning", "teacher"), ("privileged", "teacher"),
+        ("planning", "teacher + noise 0.5"), ("privileged", "teacher + noise 0.5")]
+    for r in rows:
+        assert r["n"] == (2 if r["driver"] == "teacher" else 1)
+        assert r["labels"] == r["n"] * 50  # every step of the pusher's 50-step episodes
+        assert r["label_s_mean"] > 0.0 and r["label_s_p99"] > 0.0
+        assert r["ci95"][0] <= r["success"] <= r["ci95"][1]
+    bad = _script("bench_teacher.py", "--episodes", "0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
