@@ -21,7 +21,7 @@ PRESETS = sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 def _short_preset_run(root: Path, preset: str) -> tuple[dict[str, str], list[dict]]:
     """A short run of ``preset`` through the CLI: sha256 of every ``.safetensors`` file, and
-    the progress rows without their wall-time columns."""
+    the progress rows without their timing columns."""
     steps = {"pusher": "2000", "panda": "3000"}.get(preset, "2000")
     assert main(["rdpg-her", "--preset", preset, "--total-env-steps", steps, "--run-dir",
                  str(root), "--run-name", preset, "--demo-episodes", "4", "--warmup-episodes",
@@ -34,7 +34,8 @@ def _short_preset_run(root: Path, preset: str) -> tuple[dict[str, str], list[dic
     lines = (run / "progress.csv").read_text().splitlines()
     header = lines[0].split(",")
     rows = [{k: v for k, v in zip(header, line.split(","), strict=True)
-             if k not in ("wall_s", "env_steps_per_s")} for line in lines[1:]]
+             if k not in ("wall_s", "env_steps_per_s", "learner_wait_share")}
+            for line in lines[1:]]
     return hashes, rows
 
 
