@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from meta_train.common.config import ConfigError
-
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export the chosen checkpoint's actor."""
@@ -32,14 +30,10 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
     """Measure an exported model through the runtime; optionally record it in its sidecar."""
     import json
 
-    from meta_control.runtime import ModelError
     from meta_train.export.evaluate_model import evaluate_model, headline, record_evaluation
 
-    try:
-        result = evaluate_model(args.model, args.episodes, args.dynamics, args.seed,
-                                args.episode_steps, args.policy, args.contact_k)
-    except ModelError as e:  # a missing, altered or unreadable model (or its policy)
-        raise ConfigError(str(e)) from None
+    result = evaluate_model(args.model, args.episodes, args.dynamics, args.seed,
+                            args.episode_steps, args.policy, args.contact_k)
     result["command"] = (
         f"meta-train evaluate-model {args.model} --episodes {args.episodes} --dynamics "
         f"{args.dynamics} --seed {args.seed}"

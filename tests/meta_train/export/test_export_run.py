@@ -39,3 +39,11 @@ def test_evaluate_model_without_the_estimators_policy_is_a_clear_error(tmp_path,
                  "--episodes", "1"]) == 2
     err = capsys.readouterr().err
     assert "model file not found" in err and "Traceback" not in err
+
+
+def test_a_missing_policy_is_one_clear_error_for_every_command_that_reads_it(tmp_path, capsys):
+    """The runtime's ModelError reaches the CLI's error line, whichever command raised it."""
+    assert main(["estimator", "--preset", "pusher", "--policy", str(tmp_path / "none.onnx"),
+                 "--out", str(tmp_path / "e.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "ModelError: model file not found" in err and "Traceback" not in err
