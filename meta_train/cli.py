@@ -61,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"meta-train: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
+    except RunError as e:  # the run itself was sound: its last checkpoint is kept
+        print(f"meta-train: error: {e}\nmeta-train: the last complete checkpoint is kept "
+              f"(use --resume)", file=sys.stderr)
+        return 1
     except Exception as e:
         # A missing, altered or unreadable exported model (read through the robot's runtime,
         # which is only imported by the commands that use it).
@@ -69,10 +73,6 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"meta-train: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    except RunError as e:  # the run itself was sound: its last checkpoint is kept
-        print(f"meta-train: error: {e}\nmeta-train: the last complete checkpoint is kept "
-              f"(use --resume)", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("meta-train: interrupted; the last complete checkpoint is kept (use --resume)",
               file=sys.stderr)

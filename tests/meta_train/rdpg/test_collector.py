@@ -140,3 +140,16 @@ def test_the_cli_runs_the_pipelined_preset(tmp_path):
     assert rc == 0
     assert "collector: process" in (tmp_path / "p" / "config.yaml").read_text()
     assert (tmp_path / "p" / "final").is_dir()
+
+
+def test_a_run_error_during_training_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    def fail(self):
+        raise CollectorError("the collector process exited with code -9")
+
+    monkeypatch.setattr(RDPGTrainer, "train", fail)
+    rc = main(["rdpg-her", "--preset", "pusher", "--hidden", "16", "--total-env-steps", "1000",
+               "--demo-episodes", "0", "--run-dir", str(tmp_path), "--run-name", "e",
+               "--no-progress"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "exited with code -9" in err and "the last complete checkpoint is kept" in err
