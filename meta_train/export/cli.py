@@ -33,13 +33,14 @@ def cmd_evaluate_model(args: argparse.Namespace) -> int:
     from meta_train.export.evaluate_model import evaluate_model, headline, record_evaluation
 
     result = evaluate_model(args.model, args.episodes, args.dynamics, args.seed,
-                            args.episode_steps, args.policy, args.contact_k)
+                            args.episode_steps, args.policy, args.contact_k, args.limits)
     result["command"] = (
         f"meta-train evaluate-model {args.model} --episodes {args.episodes} --dynamics "
         f"{args.dynamics} --seed {args.seed}"
         + (f" --episode-steps {args.episode_steps}" if args.episode_steps else "")
         + (f" --policy {args.policy}" if args.policy else "")
-        + (f" --contact-k {args.contact_k}" if args.contact_k is not None else ""))
+        + (f" --contact-k {args.contact_k}" if args.contact_k is not None else "")
+        + (f" --limits {args.limits}" if args.limits else ""))
     print(headline(result))
     if result["kind"] == "estimator":
         for name, ratio in result["per_parameter"].items():
@@ -67,6 +68,11 @@ def register_evaluate_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--contact-k", type=int, metavar="K",
                    help="estimators: score the estimate K steps after the first contact with "
                         "the puck instead of after the episode's last state")
+    p.add_argument("--limits", metavar="LIMITS",
+                   help="shape the policy's commands with the controller's motion limiter and "
+                        "this limits file (a name in config/limits/, e.g. panda, or a path), "
+                        "as the controller runs on the arm (forward position commands); "
+                        "default: the policy's offsets as they come, as in training")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.add_argument("--record", action="store_true",
                    help="write the result into the model's sidecar (evaluation field)")

@@ -11,6 +11,16 @@ shipped one beside it) and scored by its error after the episode's last state ag
 constant estimate at the centre of the training ranges (the median of the training
 distribution, in each parameter's sampling space).
 
+``--limits panda`` (a limits file, named as the controller's ``limits`` parameter names it)
+puts the controller's motion limiter between the policy and the arm, as the controller runs on
+it with forward position commands: each tick's target ``q + action`` becomes the next position of
+a motion within the file's velocity, acceleration and jerk limits (less its margin), and the sim
+receives that position's offset from ``q``; an estimator is given the policy's action, as the
+controller publishes it. Without it the sim takes the policy's offsets as
+they come (the conditions it was trained in). The ROS closed loop of the simulated demo equals
+this rollout (tests/ros2/test_closed_loop.py); the controller's workspace guard is not modelled
+(its holds are counted by the demo).
+
 ``--record`` writes the headline (metric, value, 95% interval, episodes, seeds, command) into
 the sidecar's ``evaluation`` field, atomically; the ONNX file is not touched.
 """
@@ -25,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from meta_control.limits import enforced_limits, load_robot_limits, resolve_limits_path
+from meta_control.motion import MotionLimiter
 from meta_control.runtime import (
     EstimatorRuntime,
     InputRejected,
@@ -45,12 +57,27 @@ def _env(meta, dynamics: str, episode_steps: int | None):
     return make_eval_env(meta.env_id, kwargs, dynamics)
 
 
-def _rollout(env, policy: PolicyRuntime, seed: int, on_state=None) -> tuple[dict, int]:
+def command_limiter(policy: PolicyRuntime, limits: str) -> MotionLimiter:
+    """The controller's motion limiter for ``policy`` with the limits file ``limits`` (a bare
+    name such as ``panda``, or a path), forward position commands at the policy's period."""
+    meta = policy.metadata
+    robot_limits = load_robot_limits(resolve_limits_path(limits, ""))
+    enforced = enforced_limits(robot_limits, list(meta.joint_names), meta.joint_limits_low,
+                               meta.joint_limits_high, robot_limits.margin)
+    return MotionLimiter(enforced, meta.control_period_s, smooth=False)
+
+
+def _rollout(env, policy: PolicyRuntime, seed: int, on_state=None,
+             limiter: MotionLimiter | None = None) -> tuple[dict, int]:
     """One episode of the runtime policy; ``on_state(obs, prev_action, info)`` sees every
-    state. Returns the last info and the number of refused inputs."""
+    state; ``limiter`` shapes the commands as the controller does (module docstring). Returns
+    the last info and the number of refused inputs."""
     obs, info = env.reset(seed=seed)
     policy.reset()
-    prev = np.zeros(env.action_space.shape[0])
+    n = env.action_space.shape[0]
+    prev = np.zeros(n)
+    if limiter is not None:
+        limiter.reset(obs["observation"][:n])
     refused = 0
     for _ in range(env.max_episode_steps):
         if on_state is not None:
@@ -61,23 +88,32 @@ def _rollout(env, policy: PolicyRuntime, seed: int, on_state=None) -> tuple[dict
             refused += 1
             policy.reset()
             action = np.zeros_like(prev)
-        obs, _, _, _, info = env.step(action.astype(np.float32))
-        prev = action
+        applied = action
+        if limiter is not None:  # the absolute target, limited; the sim recovers the offset
+            q = obs["observation"][:n].astype(np.float64)
+            step = limiter.plan(q + action)
+            limiter.commit(step)
+            applied = step.position - q
+        obs, _, _, _, info = env.step(applied.astype(np.float32))
+        prev = action  # what the controller publishes as its action: the policy's own
     if on_state is not None:
         on_state(obs["observation"], prev, info)
     return info, refused
 
 
 def evaluate_policy_model(path: str | Path, episodes: int, dynamics: str = "train",
-                          seed: int = 10_000, episode_steps: int | None = None) -> dict[str, Any]:
-    """Success of an exported policy at 0.05 m and 0.07 m with 95% Wilson intervals."""
+                          seed: int = 10_000, episode_steps: int | None = None,
+                          limits: str | None = None) -> dict[str, Any]:
+    """Success of an exported policy at 0.05 m and 0.07 m with 95% Wilson intervals; with
+    ``limits``, through the controller's motion limiter (module docstring)."""
     policy = PolicyRuntime(path)
+    limiter = command_limiter(policy, limits) if limits else None
     env = _env(policy.metadata, dynamics, episode_steps)
     s5 = s7 = refused = 0
     dist = []
     try:
         for ep in range(episodes):
-            info, r = _rollout(env, policy, seed + ep)
+            info, r = _rollout(env, policy, seed + ep, limiter=limiter)
             s5 += bool(info["is_success_0.05"])
             s7 += bool(info["is_success_0.07"])
             dist.append(float(info["distance"]))
@@ -90,22 +126,25 @@ def evaluate_policy_model(path: str | Path, episodes: int, dynamics: str = "trai
             "ci95_0.07": list(wilson_interval(s7, episodes)),
             "final_distance_m": float(np.mean(dist)), "episodes": episodes,
             "dynamics": dynamics, "reset_seed": seed, "episode_steps": horizon,
-            "refused_inputs": refused}
+            "refused_inputs": refused, "limits": limits or None}
 
 
 def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "train",
                              seed: int = 10_000, policy_path: str | Path | None = None,
                              episode_steps: int | None = None,
-                             contact_k: int | None = None) -> dict[str, Any]:
+                             contact_k: int | None = None,
+                             limits: str | None = None) -> dict[str, Any]:
     """Error of an exported estimator, per parameter, as a ratio of the RMSE of the constant
     estimate 0 (normalised space: the training ranges' median), after each episode's last state
     or, with ``contact_k``, ``contact_k`` steps after the first contact with the puck (episodes
     without one, or too short, are left out); the headline is the mean ratio over the
-    parameters (below 1: better than the constant)."""
+    parameters (below 1: better than the constant); with ``limits``, the policy's commands pass
+    the controller's motion limiter (module docstring)."""
     est = EstimatorRuntime(path)
     policy_path = Path(policy_path) if policy_path else Path(path).with_name(
         Path(path).name.replace("_estimator", "_policy"))
     policy = PolicyRuntime(policy_path)
+    limiter = command_limiter(policy, limits) if limits else None
     env = _env(est.metadata, dynamics, episode_steps)
     names = list(est.metadata.mu_names)
     finals, truths = [], []
@@ -121,7 +160,7 @@ def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "t
                     mean = _means[-1] if _means else np.zeros(len(names))
                 _means.append(mean)
 
-            info, _ = _rollout(env, policy, seed + ep, on_state)
+            info, _ = _rollout(env, policy, seed + ep, on_state, limiter)
             if contact_k is None:
                 finals.append(means[-1])
             elif 0 <= info["contact_step"] and info["contact_step"] + contact_k < len(means):
@@ -155,21 +194,22 @@ def evaluate_estimator_model(path: str | Path, episodes: int, dynamics: str = "t
             "per_parameter": {n: float(r) for n, r in zip(names, ratio, strict=True)},
             "episodes": episodes, "dynamics": dynamics, "reset_seed": seed,
             "episode_steps": horizon, "policy": policy_path.name,
-            "policy_sha256": policy.metadata.onnx_sha256}
+            "policy_sha256": policy.metadata.onnx_sha256, "limits": limits or None}
 
 
 def evaluate_model(path: str | Path, episodes: int, dynamics: str = "train",
                    seed: int = 10_000, episode_steps: int | None = None,
                    policy_path: str | Path | None = None,
-                   contact_k: int | None = None) -> dict[str, Any]:
+                   contact_k: int | None = None,
+                   limits: str | None = None) -> dict[str, Any]:
     """:func:`evaluate_policy_model` or :func:`evaluate_estimator_model` by the model's kind."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     kind = load_metadata(path).kind
     if kind == "policy":
-        return evaluate_policy_model(path, episodes, dynamics, seed, episode_steps)
+        return evaluate_policy_model(path, episodes, dynamics, seed, episode_steps, limits)
     return evaluate_estimator_model(path, episodes, dynamics, seed, policy_path, episode_steps,
-                                    contact_k)
+                                    contact_k, limits)
 
 
 def record_evaluation(path: str | Path, evaluation: dict[str, Any]) -> Path:
