@@ -1,12 +1,15 @@
-"""Success by puck friction: where a trained policy fails, beside the three scripted teachers.
+"""Success by puck friction: where a trained policy fails, beside its teachers.
 
     .venv/bin/python bench/analysis/success_by_friction.py runs/F --which final \
         --episodes 150 --seed 20000
+    .venv/bin/python bench/analysis/success_by_friction.py runs/panda_PP --which final \
+        --episodes 300 --seed 20000 --teachers planning privileged
 
-Rolls out the deterministic policy of a training run and the three scripted teachers
-(privileged: reads the sampled friction and damping; observing: infers the friction from its
-own taps; contact: a slippery prior until its first contact, the sampled values after; the
-last two start from the run's ``teacher_prior_friction``) on the same reset seeds, and prints
+Rolls out the deterministic policy of a training run and the teachers (``--teachers``, by
+default the three scripted ones: privileged reads the sampled friction and damping; observing
+infers the friction from its own taps; contact: a slippery prior until its first contact, the
+sampled values after; the last two start from the run's ``teacher_prior_friction``; planning:
+sim/planner.py) on the same reset seeds, and prints
 success at 0.05 m per band of the sampled puck friction (log-uniform over [0.1, 5] in training,
 outside it held out), with the share of the policy's episodes that it failed after the puck had
 been within 0.05 m of the goal (an overshoot, or a puck knocked off the goal). ``--json``
@@ -26,7 +29,8 @@ import numpy as np
 from meta_train.common.checkpoint import CheckpointError
 from meta_train.common.evaluation import make_eval_env
 from meta_train.common.policies import BatchPolicy, load_actor_from_run
-from sim.scripted import KNOWLEDGE, ScriptedPusher
+from sim.planner import TEACHERS, make_teacher
+from sim.scripted import KNOWLEDGE
 
 EDGES = (0.0, 0.1, 0.3, 0.7, 1.5, 3.0, 5.0, float("inf"))
 
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=150)
     p.add_argument("--seed", type=int, default=20_000)
     p.add_argument("--dynamics", default="train", choices=["train", "heldout"])
+    p.add_argument("--teachers", nargs="+", default=list(KNOWLEDGE), choices=TEACHERS)
     p.add_argument("--json", help="also write the table here")
     args = p.parse_args(argv)
     if args.episodes < 1:
@@ -117,10 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     results = {"policy": rollouts(env, act, reset, args.episodes, args.seed)}
-    for knowledge in KNOWLEDGE:
+    for knowledge in args.teachers:
         name = f"{knowledge} teacher"
-        teacher = ScriptedPusher(env, knowledge=knowledge,
-                                 prior_friction=cfg.config.get("teacher_prior_friction", 0.3))
+        teacher = make_teacher(env, knowledge, cfg.config.get("teacher_prior_friction", 0.3))
         results[name] = rollouts(env, teacher, teacher.reset, args.episodes, args.seed)
     env.close()
     policy = results["policy"]

@@ -38,6 +38,15 @@ def test_success_by_friction_splits_episodes_by_band(tiny_run, tmp_path):
     assert set(total) >= {f"{k} teacher" for k in KNOWLEDGE}
 
 
+def test_success_by_friction_compares_with_the_teachers_named(tiny_run, tmp_path):
+    out = tmp_path / "table.json"
+    res = _script("success_by_friction.py", str(tiny_run), "--episodes", "2", "--teachers",
+                  "planning", "--json", str(out))
+    assert res.returncode == 0, res.stderr
+    total = json.loads(out.read_text())["rows"][-1]
+    assert "planning teacher" in total and "privileged teacher" not in total
+
+
 def test_success_by_friction_refuses_a_missing_run(tmp_path):
     res = _script("success_by_friction.py", str(tmp_path / "nope"))
     assert res.returncode == 2 and "error" in res.stderr and "Traceback" not in res.stderr
