@@ -62,6 +62,11 @@ def test_curve_windows_reads_a_progress_file(tiny_run, tmp_path):
     assert "| 0-0.3k | 0.3-0.5k |" in res.stdout
     row = res.stdout.splitlines()[-1].split(" | ")
     assert row[1] != "-" and row[2] != "-"  # evaluations at 200 and 400 steps fall in them
+    svg = tmp_path / "curve.svg"
+    res = _script("curve_windows.py", "--windows", "0-0.3,0.3-0.5", "--plot", str(svg),
+                  str(tiny_run / "progress.csv"))
+    assert res.returncode == 0, res.stderr
+    assert svg.read_text().startswith("<?xml") and "success at 0.05 m" in svg.read_text()
     res = _script("curve_windows.py", "--windows", "5-1", str(tiny_run / "progress.csv"))
     assert res.returncode == 2 and "expected windows" in res.stderr
     bad = tmp_path / "progress.csv"
