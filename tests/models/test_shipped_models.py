@@ -17,9 +17,13 @@ SHIPPED = sorted(MODELS.glob("*.onnx"))
 SMALL = {"policy": 40, "estimator": 20}
 
 
-def test_models_are_shipped():
-    kinds = {load_metadata(p).kind for p in SHIPPED}
-    assert kinds == {"policy", "estimator"}
+def test_models_are_shipped_for_every_robot():
+    """The demo's and the launch files' defaults: ``models/<robot>_{policy,estimator}.onnx``."""
+    from sim.robots import ROBOTS
+
+    for robot in ROBOTS:
+        for kind in ("policy", "estimator"):
+            assert load_metadata(MODELS / f"{robot}_{kind}.onnx").kind == kind
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -31,7 +35,7 @@ def test_a_shipped_model_loads_and_holds_its_headline(path):
     assert ev["kind"] == meta.kind and ev["episodes"] >= 100 and "command" in ev
     n = SMALL[meta.kind]
     got = evaluate_model(path, n, ev["dynamics"], ev["reset_seed"], ev["episode_steps"],
-                         contact_k=ev.get("contact_k"))
+                         contact_k=ev.get("contact_k"), limits=ev.get("limits"))
     lo, hi = ev["ci95"]
     if meta.kind == "policy":
         # success may not fall 3 binomial standard deviations (at n tasks) below the recorded

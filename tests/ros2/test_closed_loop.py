@@ -1,4 +1,6 @@
-"""Closed loop over ROS 2 (three node processes, lock-step) equals the gym evaluation."""
+"""Closed loop over ROS 2 (three node processes, lock-step) equals the gym evaluation: on the
+pusher with freshly exported models, and on the Panda with the shipped ones (the demo's
+``--robot panda`` default)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 import pytest
 from ros_helpers import export_models, ros_env
 
+from meta_control.paths import default_model
 from meta_control.runtime import EstimatorRuntime, PolicyRuntime
 
 pytestmark = pytest.mark.ros
@@ -22,22 +25,32 @@ targets and recovers the offset), which contact dynamics amplify to at most ~1e-
 episode; success flags must be identical."""
 
 
-def gym_evaluation(policy: Path, estimator: Path, episodes: int, seed: int) -> list[dict]:
-    """The same models on ``PushEnv`` with the seeds the arm node uses (seed + k)."""
+def gym_evaluation(
+    robot: str, policy: Path, estimator: Path, episodes: int, seed: int
+) -> list[dict]:
+    """The same models on ``PushEnv`` with the seeds the arm node uses (seed + k), each action
+    shaped by the controller's motion limiter with the robot's limits file, as the controller
+    shapes it (the Panda's acceleration limits bind; the pusher's do not)."""
+    from meta_train.export.evaluate_model import command_limiter
     from sim.envs import PushEnv
 
-    env = PushEnv("pusher")
+    env = PushEnv(robot)
     pol, est = PolicyRuntime(policy), EstimatorRuntime(estimator)
-    out = []
+    limiter = command_limiter(pol, robot)
+    n, out = env.n_joints, []
     for k in range(episodes):
         obs, info = env.reset(seed=seed + k)
         pol.reset()
         est.reset()
-        prev = np.zeros(env.n_joints)
+        limiter.reset(obs["observation"][:n])
+        prev = np.zeros(n)
         for _ in range(env.max_episode_steps):
             est.step(obs["observation"], prev)
+            q = obs["observation"][:n].astype(np.float64)
             prev = pol.step(obs["observation"], obs["desired_goal"])
-            obs, _, _, _, info = env.step(prev)
+            step = limiter.plan(q + prev)
+            limiter.commit(step)
+            obs, _, _, _, info = env.step(step.position - q)  # prev: the action as published
         mean, _ = est.step(obs["observation"], prev)
         out.append(
             {
@@ -51,23 +64,28 @@ def gym_evaluation(policy: Path, estimator: Path, episodes: int, seed: int) -> l
     return out
 
 
-def test_ros_closed_loop_matches_gym_evaluation(tmp_path: Path) -> None:
-    policy, estimator = export_models(tmp_path)
+@pytest.mark.parametrize(("robot", "episodes"), [("pusher", EPISODES), ("panda", 2)])
+def test_ros_closed_loop_matches_gym_evaluation(robot: str, episodes: int, tmp_path: Path) -> None:
+    if robot == "pusher":
+        policy, estimator = export_models(tmp_path)
+        models = ["--policy", str(policy), "--estimator", str(estimator)]
+    else:  # the demo's defaults: the shipped Panda models
+        policy, estimator = default_model(robot, "policy"), default_model(robot, "estimator")
+        models = []
     out = tmp_path / "demo.json"
-    env = ros_env(offset=17)
+    env = ros_env(offset=17 if robot == "pusher" else 18)
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "meta_control.demo",
+            "--robot",
+            robot,
             "--episodes",
-            str(EPISODES),
+            str(episodes),
             "--seed",
             str(SEED),
-            "--policy",
-            str(policy),
-            "--estimator",
-            str(estimator),
+            *models,
             "--domain-id",
             env["ROS_DOMAIN_ID"],
             "--output-json",
@@ -83,9 +101,9 @@ def test_ros_closed_loop_matches_gym_evaluation(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "success rate" in proc.stdout and "round trip" in proc.stdout
     ros = json.loads(out.read_text())
-    reference = gym_evaluation(policy, estimator, EPISODES, SEED)
+    reference = gym_evaluation(robot, policy, estimator, episodes, SEED)
     ros_eps = ros["episodes"]
-    assert [e["seed"] for e in ros_eps] == [SEED + k for k in range(EPISODES)]
+    assert [e["seed"] for e in ros_eps] == [SEED + k for k in range(episodes)]
     dist_ros = np.array([e["final_distance_m"] for e in ros_eps])
     dist_gym = np.array([r["distance"] for r in reference])
     np.testing.assert_allclose(dist_ros, dist_gym, rtol=0, atol=TOLERANCE_M)
