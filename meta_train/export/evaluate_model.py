@@ -17,8 +17,10 @@ it with forward position commands: each tick's target ``q + action`` becomes the
 a motion within the file's velocity, acceleration and jerk limits (less its margin), and the sim
 receives that position's offset from ``q``; an estimator is given the policy's action, as the
 controller publishes it. Without it the sim takes the policy's offsets as
-they come (the conditions it was trained in). The ROS closed loop of the simulated demo equals
-this rollout (tests/ros2/test_closed_loop.py); the controller's workspace guard is not modelled
+they come (the conditions it was trained in). The simulated demo's ROS closed loop takes the
+same limited steps (tests/ros2/test_closed_loop.py replays it exactly in gym with float64
+offsets; this rollout hands the env float32 actions, its action type, so a single
+contact-rich episode can end differently); the controller's workspace guard is not modelled
 (its holds are counted by the demo).
 
 ``--record`` writes the headline (metric, value, 95% interval, episodes, seeds, command) into

@@ -1,6 +1,6 @@
 """``meta-train evaluate-model --limits``: the controller's motion limiter between the policy and
 the sim, as the controller runs on the arm (tests/ros2/test_closed_loop.py checks that the ROS
-closed loop equals it)."""
+closed loop takes the same limited steps)."""
 
 from __future__ import annotations
 
